@@ -1,0 +1,78 @@
+"""The ``genlatent`` command: a click group, and the error handling every command shares.
+
+User errors (:class:`genlatent.GenlatentError`, missing files, bad options) print one line
+``Error: ...`` on stderr and exit with status 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .._version import __version__
+from ..errors import GenlatentError
+
+
+class GenlatentGroup(click.Group):
+    """A click group that turns user errors into one-line messages and exit status 2."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except (GenlatentError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+            if ctx.find_root().params.get("debug"):
+                raise
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            click.echo(f"Error: {message}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=GenlatentGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="genlatent")
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """genlatent: autoencoders and VAEs for scientific data in HDF5 files.
+
+    \b
+    Examples:
+      genlatent train datasets/samples/fashion_mnist_2k.h5 --out runs/quick
+      genlatent plugins
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+@cli.command("plugins")
+def plugins_command() -> None:
+    """List every registered part by kind, with the package that provided it.
+
+    Plugins that failed to load are listed with the reason; they do not stop the others.
+
+    \b
+    Example:
+      genlatent plugins
+    """
+    from .. import registry
+
+    registry.ensure_loaded()
+    for kind, reg in registry.REGISTRIES.items():
+        click.echo(f"{kind}:")
+        for entry in reg.entries():
+            version = f" {entry.provider_version}" if entry.provider_version else ""
+            click.echo(f"  {entry.name:<24} {entry.provider}{version}")
+    errors = registry.plugin_errors()
+    if errors:
+        click.echo("failed plugins:")
+        for name, reason in errors.items():
+            click.echo(f"  {name}: {reason}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(cli.main(prog_name="genlatent", standalone_mode=True))
+
+
+if __name__ == "__main__":
+    main()

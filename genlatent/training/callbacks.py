@@ -1,0 +1,1 @@
+"""Training callbacks (registered in ``registry.callbacks``); filled in by the trainer."""
