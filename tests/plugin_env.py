@@ -1,0 +1,50 @@
+"""Install the example plugin, and make a broken one, in temporary folders for tests.
+
+The example plugin is pip-installed (no deps, no network) into a temporary target folder put
+on ``sys.path``, so the tests exercise the real entry-point discovery without touching the
+environment the tests run in.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_PLUGIN = ROOT / "plugins" / "genlatent-example"
+
+
+def install_example_plugin(target: Path) -> Path:
+    """pip-install ``plugins/genlatent-example`` into ``target`` and return it."""
+    subprocess.run(
+        [
+            sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+            "--no-build-isolation", "--disable-pip-version-check",
+            "--target", str(target), str(EXAMPLE_PLUGIN),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return target
+
+
+def make_broken_plugin(target: Path, error: str = "boom: needs the missing package foo") -> Path:
+    """A distribution ``genlatent-broken`` whose entry point raises on import."""
+    package = target / "genlatent_broken"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(f"raise ImportError({error!r})\n")
+    info = target / "genlatent_broken-0.0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: genlatent-broken\nVersion: 0.0.1\n")
+    (info / "entry_points.txt").write_text("[genlatent.plugins]\nbroken = genlatent_broken:register\n")
+    return target
+
+
+def env_with_path(*folders: Path) -> dict[str, str]:
+    """The current environment with ``folders`` prepended to PYTHONPATH (for subprocesses)."""
+    env = dict(os.environ)
+    parts = [str(f) for f in folders] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(parts)
+    return env

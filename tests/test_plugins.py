@@ -1,0 +1,121 @@
+"""Entry-point plugins: the example plugin is discovered, a broken one is isolated."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from plugin_env import env_with_path, install_example_plugin, make_broken_plugin
+
+import genlatent
+from genlatent import registry
+
+EXAMPLE = "genlatent-example"
+
+
+@pytest.fixture(scope="module")
+def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The example plugin and a broken plugin, importable for this module's tests."""
+    site = install_example_plugin(tmp_path_factory.mktemp("site"))
+    make_broken_plugin(site)
+    sys.path.insert(0, str(site))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        registry.reset_for_tests()
+    yield site
+    sys.path.remove(str(site))
+    for name in [m for m in sys.modules if m.startswith(("genlatent_example", "genlatent_broken"))]:
+        del sys.modules[name]
+    registry.reset_for_tests()
+
+
+def test_example_parts_are_registered_with_their_provider(plugin_site: Path) -> None:
+    assert registry.priors.provider("student_t") == EXAMPLE
+    assert registry.likelihoods.provider("continuous_bernoulli") == EXAMPLE
+    assert registry.encoders.provider("linear") == EXAMPLE
+    assert registry.decoders.provider("linear") == EXAMPLE
+    assert registry.plugin_versions()[EXAMPLE] == "0.1.0"
+    assert registry.priors.provider("standard_normal") == "genlatent"
+
+
+def test_broken_plugin_is_reported_and_not_fatal(plugin_site: Path) -> None:
+    errors = registry.plugin_errors()
+    assert "genlatent-broken" in errors
+    assert "ImportError: boom: needs the missing package foo" in errors["genlatent-broken"]
+    assert "genlatent-broken" not in registry.plugin_versions()
+    # Every other part still works, and a failed lookup mentions the broken plugin.
+    assert "student_t" in registry.priors.names()
+    with pytest.raises(genlatent.RegistryError, match="plugins that failed to load: genlatent-broken"):
+        registry.priors.get("no_such_prior")
+
+
+def test_plugin_parts_build_and_train_through_the_python_api(plugin_site: Path) -> None:
+    spec = {
+        "model": "vae",
+        "latent_dim": 3,
+        "data": {"kind": "vectors", "shape": [12]},
+        "encoder": "linear",
+        "decoder": "linear",
+        "prior": {"name": "student_t", "params": {"df": 4.0}},
+        "likelihood": "continuous_bernoulli",
+    }
+    model = genlatent.build(spec)
+    x = torch.rand(64, 12)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    first = None
+    for step in range(30):
+        loss, metrics = model.loss({"x": x}, step)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        first = loss.item() if first is None else first
+    assert torch.isfinite(loss)
+    assert loss.item() < first
+    # Student-t has no closed-form KL against the normal posterior: the Monte-Carlo path is used.
+    assert genlatent.kl_divergence  # public
+    from genlatent.distributions.kl import kl_method
+
+    q = model.posterior(model.encoder(x[:4]))
+    assert kl_method(q, model.prior()) == "monte_carlo"
+
+
+def test_saved_model_records_the_plugin_and_missing_plugin_is_named(
+    plugin_site: Path, tmp_path: Path
+) -> None:
+    spec = {"latent_dim": 2, "data": {"kind": "vectors", "shape": [5]}, "prior": "student_t"}
+    model = genlatent.build(spec)
+    model.save(tmp_path / "m")
+    meta = (tmp_path / "m" / "meta.json").read_text()
+    assert '"genlatent-example": "0.1.0"' in meta
+    sys.path.remove(str(plugin_site))
+    try:
+        for name in [m for m in sys.modules if m.startswith("genlatent_example")]:
+            del sys.modules[name]
+        registry.reset_for_tests()
+        with pytest.raises(genlatent.PluginError) as info:
+            genlatent.load(tmp_path / "m")
+        assert "prior 'student_t' is not available" in str(info.value)
+        assert "'genlatent-example'" in str(info.value)
+    finally:
+        sys.path.insert(0, str(plugin_site))
+        registry.reset_for_tests()
+
+
+def test_cli_lists_plugin_parts_and_reports_broken_plugin(plugin_site: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "genlatent.cli.main", "plugins"],
+        capture_output=True, text=True, env=env_with_path(plugin_site), timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.split()[:2] == ["student_t", EXAMPLE] for line in lines)
+    assert any(line.split()[:2] == ["linear", EXAMPLE] for line in lines)
+    assert any(line.split()[:2] == ["vae", "genlatent"] for line in lines)
+    failed = lines.index("failed plugins:")
+    assert "genlatent-broken" in lines[failed + 1] and "boom" in lines[failed + 1]
+    assert "Traceback" not in result.stderr
