@@ -29,6 +29,7 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .data import H5Dataset
+    from .data.spec import DataSpec
     from .distributions.kl import kl_divergence
     from .serialization import load_model as load
     from .spec import build, normalize_spec, part
@@ -55,7 +56,14 @@ __all__ = [
     "DataError",
     "CheckpointError",
     "TrainingError",
-    *_LAZY,
+    "build",
+    "normalize_spec",
+    "part",
+    "load",
+    "kl_divergence",
+    "Trainer",
+    "H5Dataset",
+    "DataSpec",
 ]
 
 

@@ -102,7 +102,9 @@ def _read_json(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise CheckpointError(f"{path.parent}: not a genlatent model folder ({what} missing)") from None
+        raise CheckpointError(
+            f"{path.parent}: not a genlatent model folder ({what} missing)"
+        ) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: corrupt {what} ({exc})") from None
 
@@ -149,7 +151,7 @@ def load_model(
     path = Path(directory)
     meta = read_meta(path)
     spec = _read_json(path / SPEC_FILE, SPEC_FILE)
-    for field, info in meta.get("parts", {}).items():
+    for info in meta.get("parts", {}).values():
         registry.get_part(info["kind"], info["name"], info.get("provider"))
     try:
         model = build(spec)
@@ -162,7 +164,9 @@ def load_model(
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
-        raise CheckpointError(f"{path / WEIGHTS_FILE}: weights do not fit the spec ({first})") from None
+        raise CheckpointError(
+            f"{path / WEIGHTS_FILE}: weights do not fit the spec ({first})"
+        ) from None
     model.to(map_location)
     model.eval()
     return model

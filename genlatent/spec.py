@@ -120,7 +120,9 @@ def _make(field: str, entry: dict[str, Any], *args: Any) -> Any:
     except GenlatentError:
         raise
     except TypeError as exc:
-        raise SpecError(f"{field} {entry['name']!r}: bad parameters {entry['params']}: {exc}") from None
+        raise SpecError(
+            f"{field} {entry['name']!r}: bad parameters {entry['params']}: {exc}"
+        ) from None
     except ValueError as exc:
         raise SpecError(f"{field} {entry['name']!r}: {exc}") from None
 
@@ -165,7 +167,9 @@ def build(spec: dict[str, Any]) -> LatentModel:
             **spec["objective"],
         )
     except TypeError as exc:
-        raise SpecError(f"model {spec['model']!r}: bad objective {spec['objective']}: {exc}") from None
+        raise SpecError(
+            f"model {spec['model']!r}: bad objective {spec['objective']}: {exc}"
+        ) from None
     model.spec = copy.deepcopy(spec)
     return model
 

@@ -57,7 +57,9 @@ class Vocabulary:
         counts: Counter[str] = Counter()
         for seq in sequences:
             counts.update(seq)
-        kept = sorted((t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t))
+        kept = sorted(
+            (t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t)
+        )
         return cls(list(SPECIAL_TOKENS) + kept)
 
     def __len__(self) -> int:
@@ -79,7 +81,7 @@ class Vocabulary:
     def encode_batch(
         self, sequences: Sequence[Sequence[str]], max_length: int, *, allow_unknown: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Padded ids ``(N, max_length)`` (uint8 or int16) and lengths ``(N,)`` (``<eos>`` counted)."""
+        """Padded ids ``(N, max_length)`` (uint8 or int16) and lengths (``<eos>`` counted)."""
         dtype = np.uint8 if len(self) <= 256 else np.int16
         out = np.full((len(sequences), max_length), PAD_ID, dtype=dtype)
         lengths = np.zeros(len(sequences), dtype=np.int32)

@@ -53,7 +53,9 @@ class LatentModel(nn.Module):
             return p.device
         return torch.device("cpu")
 
-    def loss(self, batch: dict[str, Tensor], step: int | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    def loss(
+        self, batch: dict[str, Tensor], step: int | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         """Scalar training loss and detached per-batch metrics (means over the batch).
 
         ``step`` is the global optimiser step, used by schedules such as KL warm-up.
