@@ -22,6 +22,7 @@ from ..errors import GenlatentError
 
 # Metric keys that are axes or bookkeeping, not curves.
 _NOT_CURVES = {"epoch", "step", "time", "elapsed", "wall_time", "seconds", "lr", "timestamp"}
+_NOT_CURVE_PARTS = ("per_s", "time", "seconds", "memory")
 
 
 def pyplot() -> Any:
@@ -52,13 +53,21 @@ def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 100) -> Path:
 # --------------------------------------------------------------------------- curves
 
 
-def curve_series(rows: Sequence[Mapping[str, Any]]) -> tuple[str, dict[str, list[tuple[float, float]]]]:
+def curve_series(
+    rows: Sequence[Mapping[str, Any]],
+) -> tuple[str, dict[str, list[tuple[float, float]]]]:
     """From metrics rows (``metrics.jsonl``), the x axis name and ``{metric: [(x, value)]}``.
 
     Rows may hold ``split`` (``train``/``val``) or prefixed keys (``val_loss``, ``val/loss``);
     the series name is ``split/metric`` either way.
     """
-    xname = "epoch" if any("epoch" in r for r in rows) else "step" if any("step" in r for r in rows) else "row"
+    xname = (
+        "epoch"
+        if any("epoch" in r for r in rows)
+        else "step"
+        if any("step" in r for r in rows)
+        else "row"
+    )
     series: dict[str, list[tuple[float, float]]] = {}
     for i, row in enumerate(rows):
         x = row.get(xname, i)
@@ -66,7 +75,9 @@ def curve_series(rows: Sequence[Mapping[str, Any]]) -> tuple[str, dict[str, list
             continue
         split = row.get("split") or row.get("phase")
         for key, value in row.items():
-            if key in _NOT_CURVES or key in ("split", "phase"):
+            if key in _NOT_CURVES or key in ("split", "phase") or any(
+                part in key for part in _NOT_CURVE_PARTS
+            ):
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
@@ -78,7 +89,7 @@ def curve_series(rows: Sequence[Mapping[str, Any]]) -> tuple[str, dict[str, list
 
 
 def _base_metric(name: str) -> tuple[str, str]:
-    """``"val/loss"`` / ``"val_loss"`` -> ``("loss", "val")``; ``"loss"`` -> ``("loss", "train")``."""
+    """``"val_loss"`` -> ``("loss", "val")``; ``"loss"`` -> ``("loss", "train")``."""
     for sep in ("/", "_", "."):
         for split in ("train", "val", "valid", "validation", "test"):
             if name.startswith(split + sep):
@@ -169,12 +180,26 @@ def plot_latent_space(
             cmap = plt.get_cmap("tab10" if len(values) <= 10 else "tab20")
             for i, value in enumerate(values):
                 mask = codes == i
-                ax.scatter(points[mask, 0], points[mask, 1], s=size, alpha=0.7, lw=0,
-                           color=cmap(i), label=str(value))
+                ax.scatter(
+                    points[mask, 0],
+                    points[mask, 1],
+                    s=size,
+                    alpha=0.7,
+                    lw=0,
+                    color=cmap(i),
+                    label=str(value),
+                )
             ax.legend(title=label_name, fontsize=8, markerscale=2, loc="best")
         else:
-            sc = ax.scatter(points[:, 0], points[:, 1], s=size, alpha=0.7, lw=0,
-                            c=labels.astype(float), cmap="viridis")
+            sc = ax.scatter(
+                points[:, 0],
+                points[:, 1],
+                s=size,
+                alpha=0.7,
+                lw=0,
+                c=labels.astype(float),
+                cmap="viridis",
+            )
             fig.colorbar(sc, ax=ax, label=label_name)
     ax.set_xlabel(xlabel)
     if ylabel:
@@ -236,7 +261,9 @@ def draw_rows(
     as_image = _image_of(first, data) is not None
     cell = (1.3, 1.3) if as_image else (2.2, 1.4)
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(max(4.0, cell[0] * ncols + 1.0), cell[1] * nrows + 0.8),
+        nrows,
+        ncols,
+        figsize=(max(4.0, cell[0] * ncols + 1.0), cell[1] * nrows + 0.8),
         squeeze=False,
     )
     lo, hi = _value_range([np.asarray(x) for _, xs in rows for x in xs])
@@ -250,8 +277,13 @@ def draw_rows(
             example = np.asarray(examples[c], dtype=np.float64)
             if as_image:
                 image = _image_of(example, data)
-                ax.imshow(image, cmap="coolwarm" if lattice else "gray", vmin=lo, vmax=hi,
-                          interpolation="nearest")
+                ax.imshow(
+                    image,
+                    cmap="coolwarm" if lattice else "gray",
+                    vmin=lo,
+                    vmax=hi,
+                    interpolation="nearest",
+                )
                 ax.set_xticks([])
                 ax.set_yticks([])
             else:
@@ -276,10 +308,17 @@ def _draw_text_table(
     length = max(len(xs) for _, xs in rows)
     cells = [[_clip(str(xs[i])) if i < len(xs) else "" for _, xs in rows] for i in range(length)]
     widest = max(max(len(c) for row in cells for c in row), max(len(c) for c in columns), 8)
-    fig, ax = plt.subplots(figsize=(min(2.0 + 0.09 * widest * len(columns), 24), 0.8 + 0.3 * length))
+    fig, ax = plt.subplots(
+        figsize=(min(2.0 + 0.09 * widest * len(columns), 24), 0.8 + 0.3 * length)
+    )
     ax.axis("off")
-    table = ax.table(cellText=cells, colLabels=columns, rowLabels=[str(i) for i in range(length)],
-                     loc="upper center", cellLoc="left")
+    table = ax.table(
+        cellText=cells,
+        colLabels=columns,
+        rowLabels=[str(i) for i in range(length)],
+        loc="upper center",
+        cellLoc="left",
+    )
     table.auto_set_font_size(False)
     table.set_fontsize(8)
     for cell in table.get_celld().values():

@@ -44,29 +44,15 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-@cli.command("plugins")
-def plugins_command() -> None:
-    """List every registered part by kind, with the package that provided it.
+def _add_commands() -> None:
+    """Attach every command (each module imports only click at the top: --help stays fast)."""
+    from .inspect import info_command, plugins_command
 
-    Plugins that failed to load are listed with the reason; they do not stop the others.
+    for command in (plugins_command, info_command):
+        cli.add_command(command)
 
-    \b
-    Example:
-      genlatent plugins
-    """
-    from .. import registry
 
-    registry.ensure_loaded()
-    for kind, reg in registry.REGISTRIES.items():
-        click.echo(f"{kind}:")
-        for entry in reg.entries():
-            version = f" {entry.provider_version}" if entry.provider_version else ""
-            click.echo(f"  {entry.name:<24} {entry.provider}{version}")
-    errors = registry.plugin_errors()
-    if errors:
-        click.echo("failed plugins:")
-        for name, reason in errors.items():
-            click.echo(f"  {name}: {reason}")
+_add_commands()
 
 
 def main() -> None:
