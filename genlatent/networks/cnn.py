@@ -1,0 +1,286 @@
+"""Convolutional encoder and decoder for 1-D signals ``(C, L)`` and 2-D grids ``(C, H, W)``.
+
+Nothing is tied to one input size: :func:`stage_sizes` computes the spatial size after every
+encoder stage from the data spec, and the decoder upsamples back to exactly those sizes
+(transposed convolutions with the right ``output_padding``, or interpolation to the recorded
+size followed by a stride-1 convolution). So 1x28x28, 1x27x33 and 1x500 all work with the
+same defaults.
+
+``padding_mode="circular"`` wraps every convolution around the edges, for periodic lattices
+(Ising): shifting the input shifts the feature maps. Transposed convolutions only zero-pad, so
+with circular padding the decoder upsamples by nearest-neighbour interpolation and then applies
+circular stride-1 convolutions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .. import registry
+from ..data.spec import DataSpec
+from ..errors import SpecError
+from ..parts import Decoder, Encoder
+from . import _common as c
+
+DEFAULT_CHANNELS = (32, 64)
+PADDING_MODES = ("zeros", "circular", "reflect", "replicate")
+UPSAMPLE_MODES = ("transpose", "nearest", "linear")
+_CONV = {1: nn.Conv1d, 2: nn.Conv2d}
+_CONV_T = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d}
+
+
+def _per_stage(value: Any, n: int, param: str, part: str) -> list[int]:
+    """An int for every stage, from one int or a list of ``n`` ints."""
+    values = c.int_list(value, param, part, allow_empty=False)
+    if len(values) == 1:
+        return values * n
+    if len(values) != n:
+        raise SpecError(f"{part}: {param} needs 1 or {n} values (one per stage), got {value!r}")
+    return values
+
+
+def _padding(kernel: int) -> int:
+    return (kernel - 1) // 2
+
+
+def stage_sizes(
+    spatial: Sequence[int], kernels: Sequence[int], strides: Sequence[int]
+) -> list[tuple[int, ...]]:
+    """Spatial size before the first stage and after each stage (``padding = (k - 1) // 2``)."""
+    sizes = [tuple(spatial)]
+    for k, s in zip(kernels, strides, strict=True):
+        p = _padding(k)
+        sizes.append(tuple((n + 2 * p - k) // s + 1 for n in sizes[-1]))
+    return sizes
+
+
+class _Geometry:
+    """The checked conv parameters shared by the CNN encoder and decoder."""
+
+    def __init__(
+        self,
+        data: DataSpec,
+        part: str,
+        channels: Any,
+        kernel: Any,
+        stride: Any,
+        padding_mode: str | None,
+        padding: str | None,
+        norm: str | None,
+        activation: str,
+    ) -> None:
+        if padding is not None and padding_mode is not None and padding != padding_mode:
+            raise SpecError(
+                f"{part}: give padding_mode or padding, not both ({padding_mode!r}, {padding!r})"
+            )
+        mode = padding_mode if padding_mode is not None else (padding or "zeros")
+        self.padding_mode = c.choice(mode, PADDING_MODES, "padding_mode", part)
+        self.channels = c.int_list(channels, "channels", part, allow_empty=False)
+        n = len(self.channels)
+        self.kernels = _per_stage(kernel, n, "kernel", part)
+        self.strides = _per_stage(stride, n, "stride", part)
+        self.norm = c.choice(norm, c.NORMS, "norm", part)
+        c.activation(activation, part)  # check the name now
+        self.activation = activation
+        self.in_channels = data.shape[0]
+        self.dims = len(data.shape) - 1
+        self.sizes = stage_sizes(data.shape[1:], self.kernels, self.strides)
+        shape = "x".join(map(str, data.shape))
+        for i, (size, k) in enumerate(zip(self.sizes[:-1], self.kernels, strict=True)):
+            if min(self.sizes[i + 1]) < 1:
+                raise SpecError(
+                    f"{part}: {n} stages with stride {self.strides} and kernel {self.kernels} "
+                    f"shrink data of shape {shape} to nothing at stage {i + 1}; "
+                    f"use fewer channels entries or smaller strides"
+                )
+            if self.padding_mode != "zeros" and _padding(k) > min(size):
+                raise SpecError(
+                    f"{part}: kernel {k} is too large for {self.padding_mode} padding of a "
+                    f"{'x'.join(map(str, size))} map at stage {i + 1} (data shape {shape})"
+                )
+
+    def act(self, part: str) -> nn.Module:
+        return c.activation(self.activation, part)
+
+
+@registry.encoders.register("cnn")
+class CNNEncoder(Encoder):
+    """Strided convolution stages, then dense layers to the posterior's parameters.
+
+    Params: ``channels`` (one entry per stage, default ``[32, 64]``), ``kernel`` (default 3)
+    and ``stride`` (default 2), each one int or one per stage; ``padding_mode`` ("zeros",
+    "circular", "reflect", "replicate"; ``padding`` is accepted as an alias), ``norm`` (None,
+    "batch", "layer"), ``activation``, ``hidden`` (dense sizes after flattening, default none),
+    ``dropout`` (on those dense layers).
+    """
+
+    kinds: ClassVar[frozenset[str]] = frozenset({"grids"})
+
+    def __init__(
+        self,
+        data: DataSpec,
+        out_features: int,
+        *,
+        channels: Sequence[int] = DEFAULT_CHANNELS,
+        kernel: int | Sequence[int] = 3,
+        stride: int | Sequence[int] = 2,
+        padding_mode: str | None = None,
+        padding: str | None = None,
+        norm: str | None = None,
+        activation: str = "relu",
+        hidden: Sequence[int] = (),
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(data, out_features)
+        part = c.where("encoder", "cnn")
+        g = _Geometry(data, part, channels, kernel, stride, padding_mode, padding, norm, activation)
+        self.geometry = g
+        conv = _CONV[g.dims]
+        stages: list[nn.Module] = []
+        n_in = g.in_channels
+        for n_out, k, s in zip(g.channels, g.kernels, g.strides, strict=True):
+            stages += [
+                conv(n_in, n_out, k, s, _padding(k), padding_mode=g.padding_mode),
+                c.conv_norm(g.norm, n_out, g.dims),
+                g.act(part),
+            ]
+            n_in = n_out
+        self.conv = nn.Sequential(*stages)
+        flat = g.channels[-1] * math.prod(g.sizes[-1])
+        hidden = c.int_list(hidden, "hidden", part)
+        dropout = c.probability(dropout, "dropout", part)
+        self.dense = c.dense_stack([flat, *hidden], activation, None, dropout, part)
+        self.head = nn.Linear(([flat, *hidden])[-1], out_features)
+
+    def features(self, x: Tensor) -> Tensor:
+        """The last conv stage's feature maps ``(B, channels[-1], *sizes[-1])``."""
+        return self.conv(x.to(self.head.weight.dtype))
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        return self.head(self.dense(self.features(x).flatten(1)))
+
+
+class _UpStage(nn.Module):
+    """Upsample ``(B, C_in, *n)`` to exactly ``(B, C_out, *target)``."""
+
+    def __init__(
+        self,
+        g: _Geometry,
+        n_in: int,
+        n_out: int,
+        k: int,
+        s: int,
+        source: tuple[int, ...],
+        target: tuple[int, ...],
+        mode: str,
+    ) -> None:
+        super().__init__()
+        self.target = target
+        self.mode = mode
+        p = _padding(k)
+        if mode == "transpose":
+            natural = [(n - 1) * s - 2 * p + k for n in source]
+            extra = [t - m for t, m in zip(target, natural, strict=True)]
+            fits = all(0 <= e < s for e in extra)
+            self.conv = _CONV_T[g.dims](
+                n_in, n_out, k, s, p, output_padding=tuple(extra) if fits else 0
+            )
+            self.resize = not fits  # only for unusual kernel/stride pairs
+        else:
+            k_odd = k if k % 2 else k + 1  # stride-1 "same" convolution
+            self.conv = _CONV[g.dims](
+                n_in, n_out, k_odd, 1, _padding(k_odd), padding_mode=g.padding_mode
+            )
+            self.resize = True
+
+    def forward(self, h: Tensor) -> Tensor:
+        if self.mode == "transpose":
+            h = self.conv(h)
+            if self.resize and tuple(h.shape[2:]) != self.target:
+                h = F.interpolate(h, size=self.target, mode="nearest")
+            return h
+        if tuple(h.shape[2:]) != self.target:
+            if self.mode == "nearest":
+                h = F.interpolate(h, size=self.target, mode="nearest")
+            else:
+                h = F.interpolate(
+                    h,
+                    size=self.target,
+                    mode="linear" if h.dim() == 3 else "bilinear",
+                    align_corners=False,
+                )
+        return self.conv(h)
+
+
+@registry.decoders.register("cnn")
+class CNNDecoder(Decoder):
+    """The mirror of :class:`CNNEncoder`: dense layers, a reshape, then upsampling stages.
+
+    Takes the encoder's params with the same meaning (``channels``, ``kernel``, ``stride`` and
+    ``hidden`` listed from the data side) and runs them in reverse, ending at the data's exact
+    spatial size with ``num_params * C`` channels. ``upsample``: "transpose" (transposed
+    convolutions, the default with zero padding), "nearest" (the default with circular or other
+    padding) or "linear" (interpolation, then a stride-1 convolution).
+    """
+
+    kinds: ClassVar[frozenset[str]] = frozenset({"grids"})
+
+    def __init__(
+        self,
+        data: DataSpec,
+        latent_dim: int,
+        num_params: int,
+        *,
+        channels: Sequence[int] = DEFAULT_CHANNELS,
+        kernel: int | Sequence[int] = 3,
+        stride: int | Sequence[int] = 2,
+        padding_mode: str | None = None,
+        padding: str | None = None,
+        norm: str | None = None,
+        activation: str = "relu",
+        hidden: Sequence[int] = (),
+        dropout: float = 0.0,
+        upsample: str | None = None,
+    ) -> None:
+        super().__init__(data, latent_dim, num_params)
+        part = c.where("decoder", "cnn")
+        g = _Geometry(data, part, channels, kernel, stride, padding_mode, padding, norm, activation)
+        self.geometry = g
+        if upsample is None:
+            upsample = "transpose" if g.padding_mode == "zeros" else "nearest"
+        c.choice(upsample, UPSAMPLE_MODES, "upsample", part)
+        if upsample == "transpose" and g.padding_mode != "zeros":
+            raise SpecError(
+                f"{part}: upsample 'transpose' only zero-pads; use upsample 'nearest' or "
+                f"'linear' with padding_mode {g.padding_mode!r}"
+            )
+        hidden = c.int_list(hidden, "hidden", part)
+        dropout = c.probability(dropout, "dropout", part)
+        sizes = [latent_dim, *reversed(hidden)]
+        self.dense = c.dense_stack(sizes, activation, None, dropout, part)
+        self.start = (g.channels[-1], *g.sizes[-1])
+        self.project = nn.Sequential(nn.Linear(sizes[-1], math.prod(self.start)), g.act(part))
+        stages: list[nn.Module] = []
+        for i in reversed(range(len(g.channels))):
+            n_in, n_out = g.channels[i], g.channels[max(i - 1, 0)]
+            stages += [
+                _UpStage(
+                    g, n_in, n_out, g.kernels[i], g.strides[i], g.sizes[i + 1], g.sizes[i], upsample
+                ),
+                c.conv_norm(g.norm, n_out, g.dims),
+                g.act(part),
+            ]
+        self.up = nn.Sequential(*stages)
+        self.out = _CONV[g.dims](
+            g.channels[0], num_params * g.in_channels, 3, 1, 1, padding_mode=g.padding_mode
+        )
+
+    def forward(self, z: Tensor, x: Tensor | None = None, lengths: Tensor | None = None) -> Tensor:
+        h = self.project(self.dense(z)).reshape(z.shape[0], *self.start)
+        out = self.out(self.up(h))
+        return out.reshape(z.shape[0], self.num_params, *self.data.shape)

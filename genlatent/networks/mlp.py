@@ -1,0 +1,89 @@
+"""Fully connected encoder and decoder for flat data (vectors, counts, flattened grids)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from .. import registry
+from ..data.spec import DataSpec
+from ..parts import Decoder, Encoder
+from . import _common as c
+
+DEFAULT_HIDDEN = (400,)
+
+
+@registry.encoders.register("mlp")
+class MLPEncoder(Encoder):
+    """Flattens one example and maps it through dense layers to the posterior's parameters.
+
+    Params: ``hidden`` (sizes from the input side), ``activation``, ``norm`` (None, "batch",
+    "layer"), ``dropout``, ``log1p`` (apply ``log(1 + x)`` to the input; default on for counts,
+    as scVI does, so that counts spanning orders of magnitude give well-scaled inputs).
+    """
+
+    kinds: ClassVar[frozenset[str]] = frozenset({"vectors", "counts", "grids"})
+
+    def __init__(
+        self,
+        data: DataSpec,
+        out_features: int,
+        *,
+        hidden: Sequence[int] = DEFAULT_HIDDEN,
+        activation: str = "relu",
+        norm: str | None = None,
+        dropout: float = 0.0,
+        log1p: bool | None = None,
+    ) -> None:
+        super().__init__(data, out_features)
+        part = c.where("encoder", "mlp")
+        hidden = c.int_list(hidden, "hidden", part)
+        c.choice(norm, c.NORMS, "norm", part)
+        dropout = c.probability(dropout, "dropout", part)
+        c.choice(log1p, (None, True, False), "log1p", part)
+        self.log1p = data.kind == "counts" if log1p is None else bool(log1p)
+        self.body = c.dense_stack([data.size, *hidden], activation, norm, dropout, part)
+        self.head = nn.Linear(([data.size, *hidden])[-1], out_features)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        x = x.reshape(x.shape[0], -1).to(self.head.weight.dtype)
+        if self.log1p:
+            x = torch.log1p(x)
+        return self.head(self.body(x))
+
+
+@registry.decoders.register("mlp")
+class MLPDecoder(Decoder):
+    """Maps z through dense layers to ``num_params`` maps of the data's shape.
+
+    ``hidden`` is given as for the encoder (from the data side) and used in reverse, so the
+    same list on both sides gives mirrored networks.
+    """
+
+    kinds: ClassVar[frozenset[str]] = frozenset({"vectors", "counts", "grids"})
+
+    def __init__(
+        self,
+        data: DataSpec,
+        latent_dim: int,
+        num_params: int,
+        *,
+        hidden: Sequence[int] = DEFAULT_HIDDEN,
+        activation: str = "relu",
+        norm: str | None = None,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(data, latent_dim, num_params)
+        part = c.where("decoder", "mlp")
+        sizes = [latent_dim, *reversed(c.int_list(hidden, "hidden", part))]
+        c.choice(norm, c.NORMS, "norm", part)
+        dropout = c.probability(dropout, "dropout", part)
+        self.body = c.dense_stack(sizes, activation, norm, dropout, part)
+        self.head = nn.Linear(sizes[-1], num_params * data.size)
+
+    def forward(self, z: Tensor, x: Tensor | None = None, lengths: Tensor | None = None) -> Tensor:
+        out = self.head(self.body(z))
+        return out.reshape(z.shape[0], self.num_params, *self.data.shape)
