@@ -62,7 +62,68 @@ class LatentModel(nn.Module):
         Metrics always include ``loss`` and ``reconstruction``; VAEs add ``kl`` and
         ``neg_elbo``.
         """
+        x, lengths = batch["x"], batch.get("lengths")
+        per_example, terms = self.objective(x, lengths, step)
+        metrics = {"loss": per_example.detach().mean()}
+        for name, value in terms.items():
+            value = value.detach()
+            metrics[name] = value.mean() if value.dim() else value
+        return per_example.mean(), metrics
+
+    # ------------------------------------------------------------------ shared by AE and VAE
+
+    def objective(
+        self, x: Tensor, lengths: Tensor | None = None, step: int | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Per-example training loss ``(B,)`` and named terms (``(B,)`` or scalars)."""
         raise NotImplementedError
+
+    def encode_mean(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """One point code per example, ``(B, latent_dim)`` (the VAE's posterior mean)."""
+        raise NotImplementedError
+
+    def decode(self, z: Tensor, x: Tensor | None = None, lengths: Tensor | None = None) -> Tensor:
+        """The likelihood's parameters for codes ``z`` (``(B, num_params, *shape)``; tokens
+        ``(B, V, L)``). Autoregressive decoders are teacher-forced on ``x`` when it is given."""
+        if self.decoder.autoregressive:
+            return self.decoder(z, x=x, lengths=lengths)
+        return self.decoder(z)
+
+    def reconstruction_nll(
+        self, z: Tensor, x: Tensor, lengths: Tensor | None = None
+    ) -> Tensor:
+        """``-log p(x | z)`` per example in nats, summed over data dimensions: ``(B,)``."""
+        return -self.likelihood.log_prob(self.decode(z, x, lengths), x, lengths)
+
+    @torch.no_grad()
+    def generate_from(
+        self, z: Tensor, *, temperature: float = 1.0, mean: bool = True
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """Data made from codes ``z``.
+
+        Non-token data: the likelihood's mean (``mean=True``) or one draw from it,
+        ``(B, *data.shape)``. Token data: ``(ids (B, L), lengths (B,))``; autoregressive
+        decoders generate greedily when ``mean`` or ``temperature == 0``, else sample at
+        ``temperature``.
+        """
+        if self.data.kind == "tokens" and self.decoder.autoregressive:
+            greedy = mean or temperature == 0
+            temperature = 1.0 if greedy else temperature
+            return self.decoder.generate(z, temperature=temperature, greedy=greedy)
+        params = self.decode(z)
+        out = self.likelihood.mean(params) if mean else self.likelihood.sample(params)
+        if self.data.kind == "tokens":
+            from ..distributions.likelihoods import lengths_from_ids
+
+            return out, lengths_from_ids(out)
+        return out
+
+    @torch.no_grad()
+    def reconstruct(
+        self, x: Tensor, lengths: Tensor | None = None
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """Decode each example's point code (see :meth:`generate_from` for the output)."""
+        return self.generate_from(self.encode_mean(x, lengths), mean=True)
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write spec, weights and provenance to ``directory`` (atomically)."""
