@@ -90,19 +90,26 @@ class _Geometry:
         self.in_channels = data.shape[0]
         self.dims = len(data.shape) - 1
         self.sizes = stage_sizes(data.shape[1:], self.kernels, self.strides)
-        shape = "x".join(map(str, data.shape))
-        for i, (size, k) in enumerate(zip(self.sizes[:-1], self.kernels, strict=True)):
+        self.shape = "x".join(map(str, data.shape))
+        for i, k in enumerate(self.kernels):
             if min(self.sizes[i + 1]) < 1:
                 raise SpecError(
                     f"{part}: {n} stages with stride {self.strides} and kernel {self.kernels} "
-                    f"shrink data of shape {shape} to nothing at stage {i + 1}; "
-                    f"use fewer channels entries or smaller strides"
+                    f"shrink data of shape {self.shape} to nothing at stage {i + 1}; "
+                    f"use fewer channels entries, smaller kernels or smaller strides"
                 )
-            if self.padding_mode != "zeros" and _padding(k) > min(size):
-                raise SpecError(
-                    f"{part}: kernel {k} is too large for {self.padding_mode} padding of a "
-                    f"{'x'.join(map(str, size))} map at stage {i + 1} (data shape {shape})"
-                )
+            self.check_padding(part, k, self.sizes[i], f"stage {i + 1}")
+
+    def check_padding(self, part: str, kernel: int, size: tuple[int, ...], where: str) -> None:
+        """Circular/reflect/replicate padding cannot be wider than the map (reflect: narrower)."""
+        if self.padding_mode == "zeros":
+            return
+        limit = min(size) - 1 if self.padding_mode == "reflect" else min(size)
+        if _padding(kernel) > limit:
+            raise SpecError(
+                f"{part}: kernel {kernel} is too large for {self.padding_mode} padding of a "
+                f"{'x'.join(map(str, size))} map at {where} (data shape {self.shape})"
+            )
 
     def act(self, part: str) -> nn.Module:
         return c.activation(self.activation, part)
@@ -193,6 +200,7 @@ class _UpStage(nn.Module):
             self.resize = not fits  # only for unusual kernel/stride pairs
         else:
             k_odd = k if k % 2 else k + 1  # stride-1 "same" convolution
+            g.check_padding(c.where("decoder", "cnn"), k_odd, target, "an upsampling stage")
             self.conv = _CONV[g.dims](
                 n_in, n_out, k_odd, 1, _padding(k_odd), padding_mode=g.padding_mode
             )
@@ -276,6 +284,7 @@ class CNNDecoder(Decoder):
                 g.act(part),
             ]
         self.up = nn.Sequential(*stages)
+        g.check_padding(part, 3, g.sizes[0], "the output layer")
         self.out = _CONV[g.dims](
             g.channels[0], num_params * g.in_channels, 3, 1, 1, padding_mode=g.padding_mode
         )
