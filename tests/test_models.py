@@ -238,6 +238,27 @@ def test_vector_sample_and_reconstruct_shapes() -> None:
     assert set(drawn.unique().tolist()) <= {0.0, 1.0}
 
 
+@pytest.mark.parametrize(
+    "likelihood", ["bernoulli", {"name": "gaussian", "params": {"variance": "learned_per_value"}}]
+)
+def test_grid_vae_with_cnn(likelihood) -> None:
+    cnn = {"name": "cnn", "params": {"channels": [4, 8]}}
+    spec = {
+        "latent_dim": 2,
+        "data": {"kind": "grids", "shape": [1, 8, 8]},
+        "encoder": cnn,
+        "decoder": cnn,
+        "likelihood": likelihood,
+    }
+    model = genlatent.build(spec)
+    x = torch.rand(5, 1, 8, 8).round()
+    loss, metrics = model.loss({"x": x}, step=0)
+    assert torch.isfinite(loss) and metrics["neg_elbo"] > 0
+    loss.backward()
+    assert model.reconstruct(x).shape == (5, 1, 8, 8)
+    assert model.sample(3).shape == (3, 1, 8, 8)
+
+
 def test_save_and_load_keep_learned_prior_and_dispersion(tmp_path) -> None:
     spec = {
         "latent_dim": 2,

@@ -74,6 +74,7 @@ class VAE(LatentModel):
         self.beta = float(beta)
         self.kl_warmup_steps = int(kl_warmup_steps)
         self.kl_samples = int(kl_samples)
+        self._last_kl_method = "analytic"
 
     # ------------------------------------------------------------------ pieces
 
@@ -108,6 +109,7 @@ class VAE(LatentModel):
         p = self.prior()
         reconstruction = self.reconstruction_nll(q.rsample(), x, lengths)
         kl = kl_divergence(q, p, num_samples=self.kl_samples)
+        self._last_kl_method = kl_method(q, p)
         neg_elbo = reconstruction + kl
         return {"reconstruction": reconstruction, "kl": kl, "neg_elbo": neg_elbo, "elbo": -neg_elbo}
 
@@ -117,13 +119,15 @@ class VAE(LatentModel):
         terms = self.elbo(x, lengths)
         weight = self.kl_weight(step)
         loss = terms["reconstruction"] + weight * terms["kl"]
-        analytic = 1.0 if self.kl_method == "analytic" else 0.0
+        kl = terms["kl"]
+        analytic = 1.0 if self._last_kl_method == "analytic" else 0.0
         return loss, {
             "reconstruction": terms["reconstruction"],
-            "kl": terms["kl"],
+            "kl": kl,
             "neg_elbo": terms["neg_elbo"],
-            "kl_weight": torch.tensor(weight),
-            "kl_analytic": torch.tensor(analytic),
+            # made on the loss's device (a fill, no host-to-device copy)
+            "kl_weight": kl.new_full((), weight),
+            "kl_analytic": kl.new_full((), analytic),
         }
 
     def iwae_bound(
