@@ -21,8 +21,21 @@ from ..data.spec import DataSpec
 from ..errors import GenlatentError
 
 # Metric keys that are axes or bookkeeping, not curves.
-_NOT_CURVES = {"epoch", "step", "time", "elapsed", "wall_time", "seconds", "lr", "timestamp"}
+_NOT_CURVES = {
+    "epoch",
+    "step",
+    "time",
+    "elapsed",
+    "wall_time",
+    "seconds",
+    "lr",
+    "timestamp",
+    "world_size",
+    "kl_analytic",
+    "partial_epoch",
+}
 _NOT_CURVE_PARTS = ("per_s", "time", "seconds", "memory")
+_FIRST_PANELS = ("loss", "neg_elbo", "reconstruction", "kl", "nll")
 
 
 def pyplot() -> Any:
@@ -75,8 +88,11 @@ def curve_series(
             continue
         split = row.get("split") or row.get("phase")
         for key, value in row.items():
-            if key in _NOT_CURVES or key in ("split", "phase") or any(
-                part in key for part in _NOT_CURVE_PARTS
+            if (
+                key in _NOT_CURVES
+                or _base_metric(key)[0] in _NOT_CURVES
+                or key in ("split", "phase")
+                or any(part in key for part in _NOT_CURVE_PARTS)
             ):
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -108,8 +124,15 @@ def plot_training_curves(
     for name, points in series.items():
         base, split = _base_metric(name)
         panels.setdefault(base, {})[split] = points
+    for base in list(panels):
+        values = {v for points in panels[base].values() for _, v in points}
+        if base != "loss" and len(values) <= 1 and len(panels) > 1:
+            del panels[base]  # a constant (kl_weight without warm-up) says nothing
     plt = pyplot()
-    names = sorted(panels, key=lambda b: (b != "loss", b))
+    from matplotlib.ticker import MaxNLocator
+
+    order = {name: i for i, name in enumerate(_FIRST_PANELS)}
+    names = sorted(panels, key=lambda b: (order.get(b, len(order)), b))
     ncols = min(3, len(names))
     nrows = math.ceil(len(names) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
@@ -120,6 +143,7 @@ def plot_training_curves(
             ax.plot(xs, ys, style, marker="o" if len(xs) < 30 else None, ms=3, label=split)
         ax.set_title(base)
         ax.set_xlabel(xname)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     for ax in list(axes.flat)[len(names) :]:
@@ -155,6 +179,7 @@ def plot_latent_space(
     labels: np.ndarray | None = None,
     label_name: str = "label",
     title: str = "latent space (posterior means)",
+    class_names: Sequence[str] | None = None,
 ) -> Path:
     """Scatter of the codes (PCA when more than 2-D), coloured by ``labels`` if given:
     a legend for at most 20 distinct integer labels, else a colour bar."""
@@ -187,7 +212,7 @@ def plot_latent_space(
                     alpha=0.7,
                     lw=0,
                     color=cmap(i),
-                    label=str(value),
+                    label=_class_name(value, class_names),
                 )
             ax.legend(title=label_name, fontsize=8, markerscale=2, loc="best")
         else:
@@ -330,3 +355,10 @@ def _draw_text_table(
 
 def _clip(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _class_name(value: Any, names: Sequence[str] | None) -> str:
+    """``names[value]`` for an integer class id within range, else the value itself."""
+    if names is not None and isinstance(value, (int, np.integer)) and 0 <= int(value) < len(names):
+        return str(names[int(value)])
+    return str(value)

@@ -73,3 +73,45 @@ def resolve_device(name: str) -> str:
 
 def is_tty() -> bool:
     return sys.stderr.isatty()
+
+
+def run_argument(func: F) -> F:
+    return click.argument("run", type=click.Path(path_type=str))(func)
+
+
+def key_option(func: F) -> F:
+    return click.option(
+        "--key",
+        default=None,
+        help="HDF5 dataset key of the examples.  [default: the run's training key, or x]",
+    )(func)
+
+
+def load_model(run: str, device: str) -> Any:
+    """The trained model of a run (or model) folder on ``device`` (``auto`` resolved)."""
+    from ..analysis.runs import load_run_model
+
+    return load_run_model(run, resolve_device(device))
+
+
+def default_key(run: str) -> str | None:
+    """The data key a run was trained with (its config.json), else None (the file type's
+    default: ``x``, or ``X`` for ``.h5ad``)."""
+    from pathlib import Path
+
+    from ..analysis.runs import CONFIG_FILE, read_json, run_dir
+
+    folder = run_dir(Path(run))
+    config = read_json(folder / CONFIG_FILE) if folder is not None else None
+    if isinstance(config, dict):
+        key = (config.get("data") or {}).get("key")
+        if isinstance(key, str):
+            return key
+    return None
+
+
+def open_dataset(path: str, key: str | None, labels: bool | str | None = None) -> Any:
+    """An HDF5 (or ``.h5ad``) dataset; ``labels=True`` loads every aligned 1-D dataset."""
+    from ..data import open_dataset as open_data
+
+    return open_data(path, key, labels=labels)

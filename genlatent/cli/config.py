@@ -46,7 +46,7 @@ def default_config() -> dict[str, Any]:
     return {
         "data": {
             "path": None,
-            "key": "x",
+            "key": None,
             "val": None,
             "val_key": None,
             "val_fraction": 0.1,

@@ -46,9 +46,30 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def _add_commands() -> None:
     """Attach every command (each module imports only click at the top: --help stays fast)."""
+    from .evaluate import evaluate_command
+    from .generate import (
+        decode_command,
+        encode_command,
+        interpolate_command,
+        reconstruct_command,
+        sample_command,
+    )
     from .inspect import info_command, plugins_command
+    from .plot import plot_command
+    from .train import train_command
 
-    for command in (plugins_command, info_command):
+    for command in (
+        train_command,
+        evaluate_command,
+        encode_command,
+        decode_command,
+        reconstruct_command,
+        sample_command,
+        interpolate_command,
+        plot_command,
+        plugins_command,
+        info_command,
+    ):
         cli.add_command(command)
 
 

@@ -1,0 +1,397 @@
+"""Using a trained model: ``encode``, ``decode``, ``reconstruct``, ``sample``, ``interpolate``.
+
+Each reads a run folder (or a model folder) and writes one HDF5 file atomically; a summary
+of what was written goes to stdout.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ._common import (
+    batch_size_option,
+    default_key,
+    device_option,
+    key_option,
+    load_model,
+    open_dataset,
+    progress,
+    run_argument,
+)
+
+_OUT = click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="HDF5 file to write (replaced atomically).",
+)
+_SEED = click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed for the random draws."
+)
+
+
+def _summary(path: str, arrays: dict[str, Any]) -> None:
+    parts = []
+    for name, item in arrays.items():
+        array = item[0] if isinstance(item, tuple) else item
+        parts.append(f"{name} {tuple(array.shape)}")
+    click.echo(f"wrote {path}: " + ", ".join(parts))
+
+
+def _provenance(run: str, model: Any, **extra: Any) -> dict[str, Any]:
+    from .._version import __version__
+
+    out = {
+        "run": str(run),
+        "model": model.spec.get("model"),
+        "latent_dim": model.latent_dim,
+        "genlatent_version": __version__,
+    }
+    out.update({k: v for k, v in extra.items() if v is not None})
+    return out
+
+
+def _seed(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+def _print_strings(arrays: dict[str, Any], limit: int = 10) -> None:
+    if "strings" in arrays:
+        values = arrays["strings"][0]
+        for value in values[:limit]:
+            click.echo(value.decode("utf-8"))
+        if len(values) > limit:
+            click.echo(f"... ({len(values) - limit} more in the file)")
+
+
+@click.command("encode")
+@run_argument
+@click.argument("data", type=click.Path(dir_okay=False))
+@_OUT
+@key_option
+@batch_size_option()
+@device_option
+def encode_command(
+    run: str, data: str, out: str, key: str | None, batch_size: int, device: str
+) -> None:
+    """Encode every example of DATA with the model of RUN: posterior means and scales.
+
+    The file gets mean (N, D), scale (N, D) (VAE), index (the rows of DATA) and every 1-D
+    dataset of DATA aligned with the examples (labels), under the same names. Its "mean" can
+    be read like any dataset (key mean), e.g. by `genlatent decode`.
+
+    \b
+    Example:
+      genlatent encode runs/quick datasets/samples/fashion_mnist_test_500.h5 \\
+          --out runs/quick/latents.h5
+    """
+    from ..analysis import h5out, inference
+
+    model = load_model(run, device)
+    dataset = open_dataset(data, key or default_key(run), labels=True)
+    inference.check_compatible(model, dataset)
+    progress(f"encoding {len(dataset)} examples of {dataset.where}")
+    codes = inference.encode_dataset(model, dataset, batch_size, model.device)
+    arrays: dict[str, Any] = {"mean": (codes["mean"], {"kind": "vectors"})}
+    if "scale" in codes:
+        arrays["scale"] = codes["scale"]
+    arrays["index"] = codes["index"]
+    arrays.update(h5out.carried_labels(dataset, codes["index"], set(arrays)))
+    h5out.write_h5(out, arrays, _provenance(run, model, source=data, key=dataset.key))
+    _summary(out, arrays)
+
+
+@click.command("decode")
+@run_argument
+@click.argument("codes", type=click.Path(dir_okay=False))
+@_OUT
+@click.option(
+    "--key", default=None, help="Dataset of codes (N, D) in CODES.  [default: mean, else z]"
+)
+@click.option("--draw", is_flag=True, help="Draw from the likelihood instead of taking its mean.")
+@click.option(
+    "--temperature",
+    type=click.FloatRange(min=0.0),
+    default=1.0,
+    show_default=True,
+    help="Token data: sampling temperature (0: greedy).",
+)
+@_SEED
+@batch_size_option()
+@device_option
+def decode_command(
+    run: str,
+    codes: str,
+    out: str,
+    key: str | None,
+    draw: bool,
+    temperature: float,
+    seed: int,
+    batch_size: int,
+    device: str,
+) -> None:
+    """Decode latent codes (a (N, D) dataset in the HDF5 file CODES) into data.
+
+    CODES is typically written by `genlatent encode` (key mean) or `genlatent sample` /
+    `genlatent interpolate` (key z). 1-D datasets aligned with the codes are carried over.
+
+    \b
+    Example:
+      genlatent decode runs/quick runs/quick/latents.h5 --out runs/quick/decoded.h5
+    """
+    import numpy as np
+
+    from ..analysis import h5out, inference
+    from ..data.h5 import open_h5
+    from ..errors import DataError
+
+    model = load_model(run, device)
+    with open_h5(codes) as f:
+        if key is None:
+            key = "mean" if "mean" in f else "z" if "z" in f else None
+            if key is None:
+                raise DataError(f"{codes}: no 'mean' or 'z' dataset; name the codes with --key")
+        if key not in f or not hasattr(f[key], "shape"):
+            raise DataError(f"{codes}: no dataset {key!r}; datasets: {', '.join(f.keys())}")
+        z = np.asarray(f[key][()])
+        carried = {
+            name: f[name][()]
+            for name in f
+            if name not in (key, "scale")
+            and hasattr(f[name], "shape")
+            and f[name].ndim == 1
+            and f[name].shape[0] == z.shape[0]
+        }
+    if z.ndim != 2 or z.shape[1] != model.latent_dim or z.dtype.kind not in "iuf":
+        raise DataError(
+            f"{codes}:{key}: expected codes of shape (N, {model.latent_dim}), got "
+            f"{z.dtype} {list(z.shape)}"
+        )
+    _seed(seed)
+    progress(f"decoding {z.shape[0]} codes from {codes}:{key}")
+    result = inference.decode_codes(
+        model, z, batch_size=batch_size, temperature=temperature, mean=not draw
+    )
+    arrays: dict[str, Any] = dict(h5out.data_arrays(model.data, result))
+    arrays["z"] = z.astype(np.float32)
+    arrays.update({k: v for k, v in carried.items() if k not in arrays})
+    h5out.write_h5(out, arrays, _provenance(run, model, source=codes, key=key))
+    _summary(out, arrays)
+    _print_strings(arrays)
+
+
+@click.command("reconstruct")
+@run_argument
+@click.argument("data", type=click.Path(dir_okay=False))
+@_OUT
+@key_option
+@click.option(
+    "-n",
+    "limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Only the first N examples.  [default: all]",
+)
+@batch_size_option()
+@device_option
+def reconstruct_command(
+    run: str, data: str, out: str, key: str | None, limit: int | None, batch_size: int, device: str
+) -> None:
+    """Reconstruct examples of DATA: encode to the posterior mean, decode to the mean.
+
+    The file gets x (the reconstructions, same layout as DATA), z (the codes), index (the rows
+    of DATA), the labels of DATA and, for token data, lengths and strings.
+
+    \b
+    Example:
+      genlatent reconstruct runs/quick datasets/samples/fashion_mnist_test_500.h5 -n 64 \\
+          --out runs/quick/recon.h5
+    """
+    from ..analysis import h5out, inference
+
+    model = load_model(run, device)
+    dataset = open_dataset(data, key or default_key(run), labels=True)
+    inference.check_compatible(model, dataset)
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    progress(f"reconstructing {count} examples of {dataset.where}")
+    result = inference.reconstruct_dataset(
+        model, dataset, batch_size=batch_size, device=model.device, limit=limit
+    )
+    arrays: dict[str, Any] = dict(h5out.data_arrays(model.data, result))
+    arrays["z"] = result["z"]
+    arrays["index"] = result["index"]
+    arrays.update(h5out.carried_labels(dataset, result["index"], set(arrays)))
+    h5out.write_h5(out, arrays, _provenance(run, model, source=data, key=dataset.key))
+    _summary(out, arrays)
+    _print_strings(arrays)
+
+
+@click.command("sample")
+@run_argument
+@click.option("-n", "count", type=click.IntRange(min=1), required=True, help="Number of samples.")
+@_OUT
+@click.option(
+    "--temperature",
+    type=click.FloatRange(min=0.0),
+    default=1.0,
+    show_default=True,
+    help="Token data: sampling temperature of the decoder (0: greedy).",
+)
+@click.option(
+    "--draw", is_flag=True, help="Non-token data: a draw from the likelihood instead of its mean."
+)
+@_SEED
+@batch_size_option()
+@device_option
+def sample_command(
+    run: str,
+    count: int,
+    out: str,
+    temperature: float,
+    draw: bool,
+    seed: int,
+    batch_size: int,
+    device: str,
+) -> None:
+    """Draw N codes from the prior of RUN and decode them.
+
+    The file gets z (N, D) and x (N, ...) in the layout of the training data; for token data
+    x holds ids, with lengths and the decoded strings (fixed-length UTF-8 bytes), and the
+    first strings are printed.
+
+    \b
+    Examples:
+      genlatent sample runs/quick -n 64 --out runs/quick/samples.h5
+      genlatent sample runs/smiles -n 100 --temperature 0.7 --out smiles.h5
+    """
+    from ..analysis import h5out, inference
+
+    model = load_model(run, device)
+    if model.data.kind != "tokens" and temperature != 1.0:
+        progress("note: --temperature only applies to token data; ignored")
+    _seed(seed)
+    progress(f"sampling {count} examples")
+    result = inference.sample_prior(
+        model, count, temperature=temperature, batch_size=batch_size, mean=not draw
+    )
+    arrays: dict[str, Any] = dict(h5out.data_arrays(model.data, result))
+    arrays["z"] = result["z"]
+    h5out.write_h5(out, arrays, _provenance(run, model, temperature=temperature, seed=seed))
+    _summary(out, arrays)
+    _print_strings(arrays)
+
+
+@click.command("interpolate")
+@run_argument
+@click.argument("data", type=click.Path(dir_okay=False))
+@_OUT
+@key_option
+@click.option(
+    "--pair",
+    "pairs",
+    type=(int, int),
+    multiple=True,
+    metavar="I J",
+    help="Interpolate from row I to row J of DATA (repeatable).",
+)
+@click.option(
+    "--pairs",
+    "random_pairs",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Without --pair: this many random pairs of rows.",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(min=2),
+    default=8,
+    show_default=True,
+    help="Points along each path, both ends included.",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["linear", "slerp"]),
+    default="linear",
+    show_default=True,
+    help="Straight line or great circle between the codes.",
+)
+@_SEED
+@batch_size_option()
+@device_option
+def interpolate_command(
+    run: str,
+    data: str,
+    out: str,
+    key: str | None,
+    pairs: tuple[tuple[int, int], ...],
+    random_pairs: int,
+    steps: int,
+    method: str,
+    seed: int,
+    batch_size: int,
+    device: str,
+) -> None:
+    """Decode points on the path between the codes (posterior means) of pairs of examples.
+
+    The file gets x and z with P*S rows (P paths of S steps, path by path), pair (the path
+    of each row), t (0 to 1 along it) and the attribute rows (the rows of DATA at both ends).
+
+    \b
+    Examples:
+      genlatent interpolate runs/quick datasets/samples/fashion_mnist_test_500.h5 \\
+          --pair 0 1 --pair 2 3 --steps 10 --out runs/quick/interp.h5
+    """
+    import numpy as np
+
+    from ..analysis import h5out, inference
+    from ..errors import DataError
+
+    model = load_model(run, device)
+    dataset = open_dataset(data, key or default_key(run))
+    inference.check_compatible(model, dataset)
+    n = len(dataset)
+    if pairs:
+        ends = np.asarray(pairs, dtype=np.int64)
+        bad = ends[(ends < 0) | (ends >= n)]
+        if bad.size:
+            raise DataError(f"--pair: row {int(bad[0])} is outside {dataset.where} (0..{n - 1})")
+    else:
+        if n < 2:
+            raise DataError(f"{dataset.where}: needs at least 2 rows to interpolate")
+        rng = np.random.default_rng(seed)
+        ends = np.stack([rng.choice(n, size=2, replace=False) for _ in range(random_pairs)])
+    _seed(seed)
+    rows = np.unique(ends.ravel())
+    batch = dataset.read(rows)
+    import torch
+
+    with torch.no_grad():
+        x = batch["x"].to(model.device)
+        lengths = batch.get("lengths")
+        mean, _ = inference.posterior_moments(
+            model, x, None if lengths is None else lengths.to(model.device)
+        )
+    mean = mean.float().cpu().numpy()
+    where = {int(r): i for i, r in enumerate(rows)}
+    za = mean[[where[int(a)] for a in ends[:, 0]]]
+    zb = mean[[where[int(b)] for b in ends[:, 1]]]
+    z = inference.interpolate_codes(za, zb, steps, method).astype(np.float32)
+    progress(f"decoding {len(ends)} paths of {steps} steps ({method})")
+    flat = z.reshape(-1, model.latent_dim)
+    result = inference.decode_codes(model, flat, batch_size=batch_size)
+    arrays: dict[str, Any] = dict(h5out.data_arrays(model.data, result))
+    arrays["z"] = flat
+    arrays["pair"] = np.repeat(np.arange(len(ends)), steps).astype(np.int64)
+    arrays["t"] = np.tile(np.linspace(0.0, 1.0, steps), len(ends)).astype(np.float32)
+    attrs = _provenance(run, model, source=data, key=dataset.key, method=method, steps=steps)
+    attrs["rows"] = ends.tolist()
+    h5out.write_h5(out, arrays, attrs)
+    _summary(out, arrays)
+    _print_strings(arrays)

@@ -1,0 +1,201 @@
+"""``genlatent train``: fit a model to an HDF5 dataset, writing a run folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ._common import progress
+
+EXAMPLES = """
+\b
+Examples:
+  genlatent train datasets/samples/fashion_mnist_2k.h5 --key x --latent-dim 16 \\
+      --epochs 5 --out runs/fashion
+  genlatent train data.h5 --encoder cnn --decoder cnn --prior mixture \\
+      --set prior.components=10 --set encoder.channels=[32,64] --set train.lr=3e-4 \\
+      --likelihood bernoulli --out runs/mix
+  genlatent train --config run.toml --epochs 50 --out runs/long
+  genlatent train --out runs/long --resume --epochs 80     # continue a run
+
+\b
+--set SECTION.KEY=VALUE sets one parameter (JSON values, else strings); SECTION is a part
+(encoder, decoder, posterior, prior, likelihood), objective (beta, kl_warmup_steps, ...),
+train (lr, weight_decay, ... any Trainer option) or data. The run folder's config.json is a
+valid --config file. Precedence: defaults < --config < --set < named flags.
+"""
+
+
+def _part_option(field: str) -> Any:
+    return click.option(
+        f"--{field}",
+        default=None,
+        metavar="NAME",
+        help=f"The {field} by registered name (see `genlatent plugins`); default by data kind.",
+    )
+
+
+@click.command("train", epilog=EXAMPLES)
+@click.argument("data", required=False, type=click.Path(path_type=Path))
+@click.option("--key", default=None, help="HDF5 dataset key of the examples.  [default: x]")
+@click.option(
+    "--val",
+    "val",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="Validation HDF5 file (same key) instead of a held-out fraction.",
+)
+@click.option("--val-key", default=None, help="Key in the --val file, if not --key.")
+@click.option(
+    "--val-fraction",
+    default=None,
+    type=click.FloatRange(0.0, 0.9),
+    help="Fraction of DATA held out for validation when there is no --val.  [default: 0.1]",
+)
+@click.option("--model", default=None, metavar="NAME", help="vae or ae.  [default: vae]")
+@_part_option("encoder")
+@_part_option("decoder")
+@_part_option("posterior")
+@_part_option("prior")
+@_part_option("likelihood")
+@click.option(
+    "--latent-dim",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Size of the latent code.  [default: 16]",
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs to train.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Examples per step.")
+@click.option(
+    "--lr", type=click.FloatRange(min=0.0, min_open=True), default=None, help="Learning rate."
+)
+@click.option("--device", default=None, help="auto, cpu, cuda, cuda:N or mps.  [default: auto]")
+@click.option("--seed", type=int, default=None, help="Seed for every RNG.")
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="SECTION.KEY=VALUE",
+    help="Set one parameter, e.g. encoder.hidden=[400,200] (repeatable).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="TOML (.toml) or JSON config file; flags win over it.",
+)
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Run folder to write (model/, metrics.jsonl, config.json, checkpoints/).",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the run in --out from its last checkpoint (with its config).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace the run already in --out.")
+@click.option(
+    "--plots/--no-plots",
+    default=True,
+    show_default=True,
+    help="Draw the pictures into RUN/plots after training (needs matplotlib).",
+)
+@click.option(
+    "--print-config",
+    is_flag=True,
+    help="Print the resolved config and model spec as JSON and exit.",
+)
+def train_command(
+    data: Path | None,
+    key: str | None,
+    val: Path | None,
+    val_key: str | None,
+    val_fraction: float | None,
+    model: str | None,
+    encoder: str | None,
+    decoder: str | None,
+    posterior: str | None,
+    prior: str | None,
+    likelihood: str | None,
+    latent_dim: int | None,
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    device: str | None,
+    seed: int | None,
+    assignments: tuple[str, ...],
+    config_file: Path | None,
+    out: Path,
+    resume: bool,
+    overwrite: bool,
+    plots: bool,
+    print_config: bool,
+) -> None:
+    """Train a VAE (or AE) on DATA (an HDF5 file) and write the run folder --out.
+
+    The folder gets model/ (the trained model, loadable with genlatent.load), metrics.jsonl
+    (one line per epoch), checkpoints/ and config.json (the resolved configuration). Progress
+    goes to stderr; the run folder and final metrics to stdout.
+    """
+    from . import config as cfg
+
+    config = cfg.default_config()
+    sources = []
+    recorded = out / "config.json"
+    if resume and recorded.is_file():
+        config = cfg.merge_file(config, cfg.read_config_file(recorded), str(recorded))
+        sources.append(str(recorded))
+    if config_file is not None:
+        config = cfg.merge_file(config, cfg.read_config_file(config_file), str(config_file))
+        sources.append(str(config_file))
+    config = cfg.apply_assignments(config, list(assignments))
+    flags = {
+        "encoder": encoder,
+        "decoder": decoder,
+        "posterior": posterior,
+        "prior": prior,
+        "likelihood": likelihood,
+        "model": model,
+        "latent_dim": latent_dim,
+        "path": str(data) if data is not None else None,
+        "key": key,
+        "val": str(val) if val is not None else None,
+        "val_key": val_key,
+        "val_fraction": val_fraction,
+        "train": {
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "device": device,
+            "seed": seed,
+        },
+    }
+    config, notes = cfg.apply_flags(config, flags)
+    for note in notes:
+        progress(f"note: {note}")
+    if config["data"]["path"] is None:
+        raise click.UsageError("give DATA (an HDF5 file) or data.path in --config")
+
+    from . import runner
+
+    plan = runner.prepare(config, out, resume=resume, overwrite=overwrite)
+    if print_config:
+        click.echo(json.dumps({"config": plan.config, "spec": plan.spec}, indent=2, sort_keys=True))
+        return
+    result = runner.run(plan)
+    if plots:
+        runner.draw_plots(plan)
+    click.echo(f"run folder: {out}")
+    shown = ("loss", "neg_elbo", "reconstruction", "kl")
+    for split in ("train", "val"):
+        for name in shown:
+            value = result.get(f"{split}_{name}")
+            if isinstance(value, float):
+                click.echo(f"{split}_{name}: {value:.4f}")
