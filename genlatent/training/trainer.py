@@ -658,12 +658,16 @@ class Trainer:
         return list(getattr(self, "_keys", None) or []) or [f"m{i}" for i in range(ring.shape[1])]
 
     def _divergence_message(self, step: int, what: str) -> str:
-        found = latest_checkpoint(self.out_dir) if self.is_main else None
-        kept = f"the last good checkpoint is {found[0]}" if found else "no checkpoint was written"
-        return (
-            f"training stopped at step {step} (epoch {self.epoch + 1}): {what}; {kept}; "
-            "try a lower lr, grad_clip or precision '32'"
-        )
+        if self.is_main:
+            found = latest_checkpoint(self.out_dir)
+            kept = (f"the last good checkpoint ({found[0]}) is kept" if found
+                    else "no checkpoint had been written")
+        else:
+            kept = f"rank 0 keeps the last good checkpoint in {self.out_dir}"
+        hint = "try a lower lr or grad_clip"
+        if self.precision != "32":
+            hint += " or precision '32'"
+        return f"training stopped at step {step} (epoch {self.epoch + 1}): {what}; {kept}; {hint}"
 
     def _weights_finite(self) -> bool:
         assert self.model is not None

@@ -1,0 +1,361 @@
+"""Trainer: run folder, metrics, exact resume after SIGKILL, divergence, locks, DDP over Gloo."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import genlatent
+from genlatent.errors import RegistryError, TrainingError
+from genlatent.training.callbacks import Callback
+from genlatent.training.checkpoint import capture_rng, latest_checkpoint, restore_rng
+from genlatent.training.runlock import RunLock
+
+ROOT = Path(__file__).resolve().parents[1]
+ROWS, DIM = 256, 20
+
+
+
+def make_model(seed: int = 0) -> torch.nn.Module:
+    """The tiny VAE every test trains (MLP 20-16-4, Bernoulli)."""
+    torch.manual_seed(seed)
+    return genlatent.build({
+        "data": {"kind": "vectors", "shape": [DIM]}, "latent_dim": 4,
+        "encoder": {"name": "mlp", "params": {"hidden": [16]}},
+        "decoder": {"name": "mlp", "params": {"hidden": [16]}},
+    })
+
+
+# The scripts run in subprocesses get the same model (one source of truth).
+SETUP = (
+    f"import torch, genlatent\ntorch.set_num_threads(1)\nDIM = {DIM}\n\n"
+    + inspect.getsource(make_model)
+)
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small binary-vector HDF5 file: 256 x 20, uint8 0/1 (read as float 0/1)."""
+    path = tmp_path_factory.mktemp("data") / "bits.h5"
+    rng = np.random.default_rng(0)
+    probs = rng.uniform(0.1, 0.9, size=DIM)
+    with h5py.File(path, "w") as f:
+        f["x"] = (rng.uniform(size=(ROWS, DIM)) < probs).astype(np.uint8)
+    return path
+
+
+def dataset(path: Path, start: int = 0, stop: int = ROWS) -> genlatent.H5Dataset:
+    return genlatent.H5Dataset(path, "x").subset(start, stop)
+
+
+def state_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, f"weights differ in {different}"
+
+
+def read_metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def run_script(tmp_path: Path, body: str, *args: str, launcher: list[str] | None = None,
+               timeout: float = 120) -> subprocess.CompletedProcess:
+    script = tmp_path / "script.py"
+    script.write_text(SETUP + textwrap.dedent(body))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, *(launcher or []), str(script), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+# --------------------------------------------------------------------------- basic fit
+
+
+def test_fit_writes_run_folder_metrics_and_model(tmp_path: Path, data_file: Path) -> None:
+    model = make_model()
+    run = tmp_path / "run"
+    trainer = genlatent.Trainer(epochs=3, batch_size=32, device="cpu", out_dir=run,
+                                progress=False, callbacks=["csv_logger"])
+    last = trainer.fit(model, dataset(data_file, 0, 192), val=dataset(data_file, 192, ROWS))
+    records = read_metrics(run)
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert [r["step"] for r in records] == [6, 12, 18]  # 192 rows / 32 per batch
+    for r in records:
+        for key in ("train_loss", "train_neg_elbo", "train_reconstruction", "train_kl",
+                    "val_loss", "val_neg_elbo", "val_reconstruction", "val_kl",
+                    "lr", "samples_per_s", "time"):
+            assert isinstance(r[key], float) and math.isfinite(r[key]), key
+        assert r["train_neg_elbo"] == pytest.approx(r["train_reconstruction"] + r["train_kl"])
+        assert r["kl_method"] == "analytic" and r["lr"] == 1e-3
+    assert last == records[-1]
+    assert records[-1]["train_loss"] < records[0]["train_loss"]
+    # the saved model is the trained one
+    loaded = genlatent.load(run / "model")
+    assert_same_weights(state_of(loaded), state_of(model))
+    assert (run / "metrics.csv").read_text().splitlines()[0].startswith("epoch,step,train_loss")
+    assert json.loads((run / "trainer.json").read_text())["batch_size"] == 32
+    # the checkpoint is plain tensors and data: weights_only reads it
+    path, sha = latest_checkpoint(run)
+    state = torch.load(path, weights_only=True)
+    assert state["position"] == {"epoch": 3, "batch": 0, "step": 18} and state["finished"]
+
+
+def test_epoch_metrics_equal_weighted_batch_means(tmp_path: Path) -> None:
+    """Epoch metrics are sample-weighted means of the per-batch metrics (uneven last batch)."""
+    seen: list[tuple[int, float]] = []
+
+    class Fixed(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+        def loss(self, batch, step):
+            value = batch["x"].sum(1).mean() + 0 * self.w
+            seen.append((batch["x"].shape[0], float(value.detach())))
+            return value, {"loss": value.detach()}
+
+    x = torch.arange(10, dtype=torch.float32).reshape(10, 1)
+    loader = [{"x": x[:4]}, {"x": x[4:8]}, {"x": x[8:]}]
+    out = genlatent.Trainer(epochs=1, device="cpu", out_dir=tmp_path, progress=False,
+                            optimizer="sgd").fit(Fixed(), loader)
+    assert out["train_loss"] == pytest.approx(sum(n * v for n, v in seen) / 10)  # = 4.5
+
+
+def test_max_steps_ends_mid_epoch(tmp_path: Path, data_file: Path) -> None:
+    out = genlatent.Trainer(epochs=None, max_steps=5, batch_size=32, device="cpu",
+                            out_dir=tmp_path, progress=False).fit(make_model(), dataset(data_file))
+    assert out["step"] == 5 and out["epoch"] == 1 and out["partial_epoch"] is True
+    assert torch.load(latest_checkpoint(tmp_path)[0], weights_only=True)["position"] == {
+        "epoch": 0, "batch": 5, "step": 5}
+
+
+# --------------------------------------------------------------------------- exact resume
+
+KILL_SCRIPT = """
+import os, signal, sys
+from genlatent.training.callbacks import Callback
+
+class KillAt(Callback):
+    def on_step_end(self, trainer, step):
+        if step == int(sys.argv[3]):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+data = genlatent.H5Dataset(sys.argv[1], "x")
+genlatent.Trainer(epochs=3, batch_size=32, device="cpu", out_dir=sys.argv[2], progress=False,
+                  checkpoint_every=5, callbacks=[KillAt()]).fit(make_model(), data)
+"""
+
+
+def test_resume_after_sigkill_is_bit_identical(tmp_path: Path, data_file: Path) -> None:
+    # 8 batches per epoch: checkpoints at steps 5, 10, 15; killed at step 13 (epoch 2,
+    # batch 5), after the step-10 checkpoint (epoch 2, batch 2).
+    killed = tmp_path / "killed"
+    proc = run_script(tmp_path, KILL_SCRIPT, str(data_file), str(killed), "13")
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    state = torch.load(latest_checkpoint(killed)[0], weights_only=True)
+    assert state["position"] == {"epoch": 1, "batch": 2, "step": 10}
+    assert not (killed / "model").exists()
+
+    options = dict(epochs=3, batch_size=32, device="cpu", progress=False, checkpoint_every=5)
+    resumed = make_model(seed=123)  # different initial weights: all must come from the checkpoint
+    genlatent.Trainer(out_dir=killed, resume=True, **options).fit(resumed, dataset(data_file))
+    straight = make_model()
+    genlatent.Trainer(out_dir=tmp_path / "straight", **options).fit(straight, dataset(data_file))
+
+    assert_same_weights(state_of(resumed), state_of(straight))
+    assert_same_weights(state_of(genlatent.load(killed / "model")), state_of(straight))
+    drop = ("samples_per_s", "time", "elapsed")
+    a, b = read_metrics(killed), read_metrics(tmp_path / "straight")
+    assert [{k: v for k, v in r.items() if k not in drop} for r in a] == [
+        {k: v for k, v in r.items() if k not in drop} for r in b]
+
+
+def test_resume_finished_run_and_extend_it(tmp_path: Path, data_file: Path) -> None:
+    options = dict(batch_size=64, device="cpu", progress=False, out_dir=tmp_path)
+    model = make_model()
+    genlatent.Trainer(epochs=2, **options).fit(model, dataset(data_file))
+    done = state_of(model)
+    again = make_model(seed=5)
+    out = genlatent.Trainer(epochs=2, resume=True, **options).fit(again, dataset(data_file))
+    assert out["epoch"] == 2 and len(read_metrics(tmp_path)) == 2
+    assert_same_weights(state_of(again), done)
+    more = genlatent.Trainer(epochs=3, resume=True, **options).fit(again, dataset(data_file))
+    assert more["epoch"] == 3 and more["step"] == 12 and len(read_metrics(tmp_path)) == 3
+
+
+def test_rng_state_round_trip() -> None:
+    import random
+
+    state = capture_rng()
+    first = (random.random(), np.random.rand(), torch.rand(3))
+    restore_rng(state)
+    again = (random.random(), np.random.rand(), torch.rand(3))
+    assert first[0] == again[0] and first[1] == again[1] and torch.equal(first[2], again[2])
+
+
+# --------------------------------------------------------------------------- safety
+
+
+def test_diverging_run_stops_and_keeps_good_checkpoint(tmp_path: Path, data_file: Path) -> None:
+    model = make_model()
+    trainer = genlatent.Trainer(epochs=5, batch_size=32, device="cpu", out_dir=tmp_path,
+                                optimizer="sgd", lr=1e6, checkpoint_every=1, check_every=4,
+                                progress=False)
+    with pytest.raises(TrainingError) as info:
+        trainer.fit(model, dataset(data_file))
+    message = str(info.value)
+    assert "\n" not in message
+    assert "training stopped at step" in message and "non-finite loss" in message
+    bad_step = int(message.split("at step ")[1].split()[0])
+    path, sha = latest_checkpoint(tmp_path)
+    assert path.name == f"step-{bad_step - 1:08d}.pt" and str(path) in message
+    kept = genlatent.training.checkpoint.load_checkpoint(path, sha)
+    assert all(torch.isfinite(v).all() for v in kept["model"].values())
+    assert not (tmp_path / "model").exists()
+
+
+def test_nan_is_located_at_its_step(tmp_path: Path) -> None:
+    class NaNAt(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(()))
+
+        def loss(self, batch, step):
+            value = (batch["x"] * self.w).pow(2).mean()
+            if step == 16:  # the 17th optimiser step
+                value = value * float("nan")
+            return value, {"loss": value.detach()}
+
+    loader = [{"x": torch.ones(4, 2)}] * 30
+    trainer = genlatent.Trainer(epochs=1, device="cpu", out_dir=tmp_path, check_every=10,
+                                checkpoint_every=None, progress=False, optimizer="sgd", lr=1e-3)
+    with pytest.raises(TrainingError, match=r"at step 17 \(epoch 1\): non-finite loss=nan"):
+        trainer.fit(NaNAt(), loader)
+
+
+def test_run_folder_in_use_is_refused_and_stale_lock_taken_over(
+    tmp_path: Path, data_file: Path
+) -> None:
+    trainer = genlatent.Trainer(epochs=1, batch_size=64, device="cpu", out_dir=tmp_path,
+                                progress=False)
+    with RunLock(tmp_path), pytest.raises(TrainingError, match="in use by another training"):
+        trainer.fit(make_model(), dataset(data_file))
+    # a lock file left by a dead process (no flock held) does not block
+    (tmp_path / ".lock").write_text("pid 999999 on elsewhere\n")
+    trainer.fit(make_model(), dataset(data_file))
+    assert read_metrics(tmp_path)[-1]["epoch"] == 1
+
+
+def test_existing_run_needs_resume_or_overwrite(tmp_path: Path, data_file: Path) -> None:
+    options = dict(epochs=1, batch_size=64, device="cpu", out_dir=tmp_path, progress=False)
+    genlatent.Trainer(**options).fit(make_model(), dataset(data_file))
+    with pytest.raises(TrainingError, match="already holds a run.*resume=True"):
+        genlatent.Trainer(**options).fit(make_model(), dataset(data_file))
+    model = make_model(seed=3)
+    genlatent.Trainer(overwrite=True, **options).fit(model, dataset(data_file))
+    assert_same_weights(state_of(genlatent.load(tmp_path / "model")), state_of(model))
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"precision": "fp8"}, "precision must be"),
+        ({"optimizer": "adamm"}, "unknown optimizer 'adamm'"),
+        ({"scheduler": "cosin"}, "unknown scheduler 'cosin'"),
+        ({"device": "tpu"}, "device must be auto, cpu"),
+        ({"precision": "fp16", "device": "cpu"}, "fp16' needs a CUDA device"),
+        ({"checkpoint_every": "3 weeks"}, "checkpoint_every must be"),
+        ({"epochs": 0}, "epochs must be a positive integer"),
+    ],
+)
+def test_bad_options_are_one_line_errors(tmp_path: Path, options: dict, match: str) -> None:
+    with pytest.raises(TrainingError, match=match):
+        genlatent.Trainer(out_dir=tmp_path, progress=False, **options).fit(
+            make_model(), [{"x": torch.zeros(2, DIM)}])
+
+
+# --------------------------------------------------------------------------- callbacks
+
+
+def test_early_stopping_and_named_callbacks(tmp_path: Path) -> None:
+    class Flat(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+        def loss(self, batch, step):
+            value = batch["x"].mean() + 0 * self.w  # never improves
+            return value, {"loss": value.detach()}
+
+    events: list[str] = []
+
+    class Recorder(Callback):
+        def on_fit_start(self, trainer):
+            events.append("start")
+
+        def on_epoch_end(self, trainer, metrics):
+            events.append(f"epoch{metrics['epoch']}")
+
+        def on_fit_end(self, trainer):
+            events.append("end")
+
+    genlatent.registry.callbacks.add("test_recorder", Recorder)
+    try:
+        loader = [{"x": torch.ones(2, 1)}]
+        trainer = genlatent.Trainer(epochs=20, patience=2, device="cpu", out_dir=tmp_path,
+                                    progress=False, callbacks=["test_recorder"])
+        out = trainer.fit(Flat(), loader)
+    finally:
+        genlatent.registry.callbacks.unregister("test_recorder")
+    assert out["epoch"] == 3 and events == ["start", "epoch1", "epoch2", "epoch3", "end"]
+    assert "early stopping" in trainer.stop_reason
+    saved = torch.load(latest_checkpoint(tmp_path)[0], weights_only=True)
+    assert saved["stopped"] and saved["callbacks"][0]["state"]["bad_epochs"] == 2
+    assert {"early_stopping", "csv_logger", "print_metrics"} <= set(
+        genlatent.registry.callbacks.names())
+    with pytest.raises(RegistryError, match="unknown callback 'nope'"):
+        genlatent.Trainer(callbacks=["nope"])
+
+
+# --------------------------------------------------------------------------- DDP
+
+DDP_SCRIPT = """
+import os, sys
+data = genlatent.H5Dataset(sys.argv[1], "x")
+model = make_model(seed=int(os.environ["RANK"]))  # DDP must make the ranks agree
+trainer = genlatent.Trainer(epochs=2, batch_size=32, device="cpu", out_dir=sys.argv[2],
+                            progress=False)
+out = trainer.fit(model, data)
+torch.save(model.state_dict(), os.path.join(sys.argv[3], f"rank{os.environ['RANK']}.pt"))
+"""
+
+
+def test_two_process_gloo_ddp_ranks_agree(tmp_path: Path, data_file: Path) -> None:
+    run, weights = tmp_path / "run", tmp_path / "weights"
+    weights.mkdir()
+    launcher = ["-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone"]
+    proc = run_script(tmp_path, DDP_SCRIPT, str(data_file), str(run), str(weights),
+                      launcher=launcher, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rank0 = torch.load(weights / "rank0.pt", weights_only=True)
+    rank1 = torch.load(weights / "rank1.pt", weights_only=True)
+    assert_same_weights(rank0, rank1)
+    records = read_metrics(run)
+    # each rank runs 4 batches of its 128-row shard; metrics cover all 256 rows
+    assert [r["step"] for r in records] == [4, 8] and records[-1]["world_size"] == 2
+    assert_same_weights(state_of(genlatent.load(run / "model")), rank0)
