@@ -144,8 +144,10 @@ def test_resume_mid_epoch_matches_uninterrupted(h5file):
     assert sum(1 for _ in resumed) == len(resumed)
     assert resumed.state_dict()["epoch"] == 3 and resumed.state_dict()["batch"] == 0
 
-    direct = [b["index"] for b in make_loader(ds, 32, seed=4, block_size=16, fetch_factor=3)
-              .iter_from(1, 11)]
+    direct = [
+        b["index"]
+        for b in make_loader(ds, 32, seed=4, block_size=16, fetch_factor=3).iter_from(1, 11)
+    ]
     assert all(torch.equal(g, w) for g, w in zip(direct, reference[11:], strict=True))
 
 

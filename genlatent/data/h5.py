@@ -53,7 +53,8 @@ def open_h5(path: str | os.PathLike[str]) -> Any:
         return h5py.File(path, "r", locking=False)
     except OSError as exc:
         raise DataError(
-            f"{path}: cannot open as HDF5, the file may be truncated or corrupt ({_first_line(exc)})"
+            f"{path}: cannot open as HDF5, the file may be truncated or corrupt "
+            f"({_first_line(exc)})"
         ) from None
 
 
@@ -67,7 +68,9 @@ def list_datasets(group: Any) -> list[str]:
     import h5py
 
     found: list[str] = []
-    group.visititems(lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) else None)
+    group.visititems(
+        lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) else None
+    )
     return found
 
 
@@ -197,7 +200,9 @@ class H5Dataset:
             raise DataError(f"{self.where}: the dataset is empty (0 rows)")
         attrs = self._attrs(f)
         kind = kind or _decode_attr(attrs.get("kind")) or None
-        vocab = read_vocab(self.where, attrs) if "vocab" in attrs else read_vocab(self.where, f.attrs)
+        vocab = (
+            read_vocab(self.where, attrs) if "vocab" in attrs else read_vocab(self.where, f.attrs)
+        )
         if kind is None:
             kind = self._infer_kind(vocab)
         if kind not in KINDS:
@@ -271,7 +276,8 @@ class H5Dataset:
         if kind in ("vectors", "counts", "tokens"):
             if len(shape) != 1:
                 raise DataError(
-                    f"{self.where}: {kind} data has shape (N, D), got {(self._num_file_rows, *shape)}"
+                    f"{self.where}: {kind} data has shape (N, D), "
+                    f"got {(self._num_file_rows, *shape)}"
                 )
             return shape
         if len(shape) == 1:
@@ -296,7 +302,9 @@ class H5Dataset:
             try:
                 return float(scale)
             except (TypeError, ValueError):
-                raise DataError(f"{self.where}: scale must be a number or 'auto', got {scale!r}") from None
+                raise DataError(
+                    f"{self.where}: scale must be a number or 'auto', got {scale!r}"
+                ) from None
         if "scale" in attrs:
             return float(_decode_attr(attrs["scale"]))
         if self._stored_dtype == np.uint8 and kind in ("vectors", "grids"):
@@ -478,7 +486,9 @@ class H5Dataset:
                 from h5py import h5s
 
                 mem = self._mem_spaces[n] = h5s.create_simple((n, *self._row_shape))
-            self._space.select_hyperslab((start,) + (0,) * len(self._row_shape), (n, *self._row_shape))
+            self._space.select_hyperslab(
+                (start,) + (0,) * len(self._row_shape), (n, *self._row_shape)
+            )
             self._ds.id.read(mem, self._space, out[offset : offset + n])
         except (OSError, ValueError, TypeError) as exc:
             raise DataError(
@@ -499,7 +509,7 @@ class H5Dataset:
         out = np.empty((file_rows.size, *self._row_shape), dtype=self._raw_dtype)
         starts, stops = contiguous_runs(file_rows)
         offset = 0
-        for a, b in zip(starts.tolist(), stops.tolist()):
+        for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
             self._read_into(out, offset, a, b)
             offset += b - a
         return out
@@ -509,6 +519,7 @@ class H5Dataset:
         if self._memory is None:
             raw = torch.from_numpy(self._read_range(self._start, self._stop))
             self._memory = raw.to(self.device) if self.device is not None else raw
+            self.close()  # everything is in memory now
         return self._memory
 
     def _raw_rows(self, rows: np.ndarray) -> torch.Tensor:
@@ -543,7 +554,9 @@ class H5Dataset:
             x = x.reshape(x.shape[0], *self.spec.shape)
         return x
 
-    def read_batches(self, rows: np.ndarray, bounds: np.ndarray | None = None) -> list[dict[str, Any]]:
+    def read_batches(
+        self, rows: np.ndarray, bounds: np.ndarray | None = None
+    ) -> list[dict[str, Any]]:
         """Batches of dataset rows ``rows``: batch k is ``rows[bounds[k]:bounds[k + 1]]``.
 
         One read (or one in-memory gather) serves all of them; this is what the loader calls
@@ -560,10 +573,11 @@ class H5Dataset:
             lengths = torch.from_numpy(self._lengths[rows + self._start])
         if self.labels:
             labels = {
-                name: _label_tensor(values[rows + self._start]) for name, values in self.labels.items()
+                name: _label_tensor(values[rows + self._start])
+                for name, values in self.labels.items()
             }
         out = []
-        for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
             batch: dict[str, Any] = {"x": x[a:b]}
             if lengths is not None:
                 batch_lengths = lengths[a:b]

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
-from .h5 import H5Dataset, _decode_attr, _first_line, _label_values, list_datasets
+from .h5 import H5Dataset, _decode_attr, _first_line, _label_values
 
 __all__ = ["H5adDataset"]
 
@@ -51,10 +51,12 @@ class H5adDataset(H5Dataset):
 
     def _open_source(self, f: Any) -> None:
         if self.key not in f:
-            keys = [k for k in ("X", "layers", "obs", "var") if k in f]
+            keys = [k for k in ("X", "obs", "var") if k in f]
+            if "layers" in f:
+                keys += [f"layers/{name}" for name in f["layers"]]
             raise DataError(
                 f"{self.path}: no {self.key!r} in this .h5ad file; it has: "
-                f"{', '.join(keys + list_datasets(f['layers']) if 'layers' in f else keys) or '(nothing)'}"
+                f"{', '.join(keys) or '(nothing)'}"
             )
         node = f[self.key]
         if hasattr(node, "shape"):
@@ -66,7 +68,9 @@ class H5adDataset(H5Dataset):
                     f"{self.where}: stored as CSC (column-compressed), whose rows cannot be read "
                     f"in blocks; save it as CSR (adata.X = adata.X.tocsr())"
                 )
-            if encoding != "csr_matrix" or not all(k in node for k in ("data", "indices", "indptr")):
+            if encoding != "csr_matrix" or not all(
+                k in node for k in ("data", "indices", "indptr")
+            ):
                 raise DataError(
                     f"{self.where}: expected a dense array or a CSR matrix group "
                     f"(data, indices, indptr), got encoding {encoding!r}"
@@ -95,11 +99,11 @@ class H5adDataset(H5Dataset):
             self.var_names = [v.decode() if isinstance(v, bytes) else str(v) for v in index]
 
     def _bind(self, f: Any) -> None:
-        node = f[self.key]
         if self._sparse:
+            node = f[self.key]
             self._data, self._indices = node["data"], node["indices"]
         else:
-            self._ds = node
+            super()._bind(f)
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
@@ -189,7 +193,9 @@ class H5adDataset(H5Dataset):
         return info
 
 
-def _categorical(where: str, codes: np.ndarray, categories: np.ndarray) -> tuple[np.ndarray, list[str]]:
+def _categorical(
+    where: str, codes: np.ndarray, categories: np.ndarray
+) -> tuple[np.ndarray, list[str]]:
     if codes.dtype.kind not in "iu":
         raise DataError(f"{where}: categorical codes must be integers, got {codes.dtype}")
     names = [c.decode("utf-8") if isinstance(c, bytes) else str(c) for c in categories.tolist()]

@@ -151,7 +151,9 @@ def import_numpy(
                     wanted = [n for n in names if n != data_key]
                 for name in wanted:
                     if name not in names:
-                        raise DataError(f"{src}: no label array {name!r}; arrays: {', '.join(names)}")
+                        raise DataError(
+                            f"{src}: no label array {name!r}; arrays: {', '.join(names)}"
+                        )
                     values = loaded[name]
                     if labels is None and (values.ndim != 1 or values.shape[0] != x.shape[0]):
                         continue  # not a per-row label: skip it when labels were not named
@@ -177,8 +179,13 @@ def import_numpy(
         x = x.astype(np.float32)
     attrs = {"kind": kind} if kind else {}
     return write_h5(
-        out, x, labels=label_arrays, attrs=attrs, root_attrs={"source": src.name},
-        shuffle=shuffle, seed=seed,
+        out,
+        x,
+        labels=label_arrays,
+        attrs=attrs,
+        root_attrs={"source": src.name},
+        shuffle=shuffle,
+        seed=seed,
     )
 
 
@@ -196,7 +203,9 @@ def _open_text(src: Path) -> io.TextIOBase:
     return open(src, encoding="utf-8", newline="")
 
 
-def read_smiles_file(src: PathLike, column: str | None = None) -> tuple[list[str], dict[str, list[str]]]:
+def read_smiles_file(
+    src: PathLike, column: str | None = None
+) -> tuple[list[str], dict[str, list[str]]]:
     """SMILES strings and the other columns (as text) of a CSV or a TXT file (``.gz`` too).
 
     CSV (``.csv``): the column ``column``, else one named ``smiles`` in any case, else the first.
@@ -224,7 +233,9 @@ def read_smiles_file(src: PathLike, column: str | None = None) -> tuple[list[str
                     if not row:
                         continue
                     if len(row) != len(header):
-                        raise DataError(f"{src}: line {line_no} has {len(row)} fields, expected {len(header)}")
+                        raise DataError(
+                            f"{src}: line {line_no} has {len(row)} fields, expected {len(header)}"
+                        )
                     smiles.append(row[col].strip())
                     for i, h in enumerate(header):
                         if i != col:
@@ -312,7 +323,7 @@ def read_idx(path: PathLike) -> np.ndarray:
     try:
         with open(path, "rb") as handle:
             gz = handle.read(2) == b"\x1f\x8b"
-        with (gzip.open(path, "rb") if gz else open(path, "rb")) as handle:
+        with gzip.open(path, "rb") if gz else open(path, "rb") as handle:
             data = handle.read()
     except (OSError, EOFError) as exc:
         raise DataError(f"{path}: cannot read ({_line(exc)})") from None
@@ -368,6 +379,12 @@ def import_idx(
     if label_names is not None and label_arrays:
         label_attrs["y"] = {"label_names": list(label_names)}
     return write_h5(
-        out, x, labels=label_arrays, attrs=attrs, label_attrs=label_attrs,
-        root_attrs={"source": Path(images).name}, shuffle=shuffle, seed=seed,
+        out,
+        x,
+        labels=label_arrays,
+        attrs=attrs,
+        label_attrs=label_attrs,
+        root_attrs={"source": Path(images).name},
+        shuffle=shuffle,
+        seed=seed,
     )

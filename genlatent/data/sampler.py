@@ -35,9 +35,7 @@ from ..errors import DataError
 __all__ = ["BlockShuffleSampler", "Fetch", "contiguous_runs", "distributed_defaults"]
 
 
-def distributed_defaults(
-    rank: int | None, world_size: int | None
-) -> tuple[int, int]:
+def distributed_defaults(rank: int | None, world_size: int | None) -> tuple[int, int]:
     """``(rank, world_size)``, filled in from ``torch.distributed`` when it is initialised."""
     if rank is None or world_size is None:
         try:
@@ -51,7 +49,9 @@ def distributed_defaults(
         if world_size is None:
             world_size = dist.get_world_size() if ready else 1
     if world_size < 1 or not 0 <= rank < world_size:
-        raise DataError(f"rank must be in [0, world_size), got rank={rank}, world_size={world_size}")
+        raise DataError(
+            f"rank must be in [0, world_size), got rank={rank}, world_size={world_size}"
+        )
     return int(rank), int(world_size)
 
 
@@ -172,9 +172,7 @@ class BlockShuffleSampler:
         """
         epoch = self.epoch if epoch is None else int(epoch)
         if not 0 <= start_batch <= self.num_batches:
-            raise DataError(
-                f"start batch must be in [0, {self.num_batches}], got {start_batch}"
-            )
+            raise DataError(f"start batch must be in [0, {self.num_batches}], got {start_batch}")
         starts, _, offsets = self._block_order(epoch)
         base = self.rank * self.per_rank
         fetch_rows = self.batch_size * self.fetch_factor
