@@ -18,11 +18,13 @@ then store one configuration every ``decorrelate`` sweeps.
 
 File layout (rows pre-shuffled with the seed, contiguous and uncompressed)::
 
-    x              (N, 1, L, L) uint8   spins as {0, 1}: 1 is spin up (+1), 0 spin down (-1)
+    x              (N, 1, L, L) uint8   spins as {0, 1}: 1 is spin up (+1), 0 spin down (-1);
+                                        attrs kind = "grids", scale = 1
     temperature    (N,) float32         in units of J / k_B
     magnetisation  (N,) float32         signed, per site, in [-1, 1]
     energy         (N,) float32         per site, J = 1, periodic boundaries
-    attrs: L, seed, sweeps, equilibrate, decorrelate, chains_per_temperature, spin_encoding,
+    attrs: genlatent_format, shuffled, labels (JSON list of the three above), L, seed,
+           sweeps, equilibrate, decorrelate, chains_per_temperature, spin_encoding,
            generator, temperatures (the grid)
 
 Command line::
@@ -33,6 +35,7 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -43,6 +46,7 @@ import h5py
 import numpy as np
 
 TC = 2.0 / math.log(1.0 + math.sqrt(2.0))  # Onsager: 2.26918...
+LABELS = ("temperature", "magnetisation", "energy")
 SPIN_ENCODING = "x = (s + 1) / 2: 1 is spin up (+1), 0 is spin down (-1)"
 
 
@@ -192,15 +196,22 @@ def write_h5(path: str | Path, result: dict[str, np.ndarray], *, seed: int, **at
     with atomic_path(path, suffix=".h5") as tmp:
         with h5py.File(tmp, "w") as f:
             f.create_dataset("x", data=x)
-            for key in ("temperature", "magnetisation", "energy"):
+            # genlatent's HDF5 layout (genlatent.data.importers): kind and scale on x, label
+            # names on the root. scale 1: the {0, 1} spins are read as they are.
+            f["x"].attrs["kind"] = "grids"
+            f["x"].attrs["scale"] = 1.0
+            for key in LABELS:
                 f.create_dataset(key, data=np.asarray(result[key])[order])
+            f.attrs["genlatent_format"] = 1
+            f.attrs["shuffled"] = True
+            f.attrs["labels"] = json.dumps(list(LABELS))
+            f.attrs["source"] = "datasets/ising.py"
             f.attrs["L"] = size
             f.attrs["seed"] = seed
             f.attrs["sweeps"] = int(result["sweeps"])
             f.attrs["spin_encoding"] = SPIN_ENCODING
             f.attrs["generator"] = "genlatent datasets/ising.py: Swendsen-Wang + Metropolis"
             f.attrs["temperatures"] = np.unique(result["temperature"]).astype(np.float64)
-            f.attrs["kind"] = "grids"
             for key, value in attrs.items():
                 f.attrs[key] = value
         umask = os.umask(0)

@@ -113,3 +113,21 @@ def test_sample_file_is_valid():
     with h5py.File(path, "r") as f:
         assert f["x"].shape[1:] == (1, 16, 16) and f["x"].dtype == np.uint8
         assert len(f["temperature"]) == len(f["magnetisation"]) == f["x"].shape[0]
+
+
+def test_genlatent_reads_the_file_as_binary_grids_with_labels(tmp_path):
+    from genlatent.data import open_dataset
+
+    result = ising.simulate(
+        8, [1.5, 3.5], 10, chains_per_temperature=2, equilibrate=2, decorrelate=1, seed=0
+    )
+    path = ising.write_h5(tmp_path / "ising.h5", result, seed=0)
+    ds = open_dataset(path, labels=True)
+    assert ds.spec.kind == "grids" and ds.spec.shape == (1, 8, 8)
+    assert set(ds.labels) == {"temperature", "magnetisation", "energy"}
+    with h5py.File(path, "r") as f:
+        raw, t = f["x"][:], f["temperature"][:]
+    batch = ds.read(np.arange(len(raw)))
+    # Read as {0, 1} floats (scale 1), not divided by 255 like pixels.
+    np.testing.assert_array_equal(batch["x"].numpy(), raw.astype(np.float32))
+    np.testing.assert_allclose(batch["labels"]["temperature"].numpy(), t)
