@@ -333,16 +333,15 @@ def _draw_text_table(
     length = max(len(xs) for _, xs in rows)
     cells = [[_clip(str(xs[i])) if i < len(xs) else "" for _, xs in rows] for i in range(length)]
     widest = max(max(len(c) for row in cells for c in row), max(len(c) for c in columns), 8)
-    fig, ax = plt.subplots(
-        figsize=(min(2.0 + 0.09 * widest * len(columns), 24), 0.8 + 0.3 * length)
-    )
+    height = 0.7 + 0.22 * (length + 1)
+    fig, ax = plt.subplots(figsize=(min(1.0 + 0.075 * widest * len(columns), 30), height))
     ax.axis("off")
     table = ax.table(
         cellText=cells,
         colLabels=columns,
         rowLabels=[str(i) for i in range(length)],
-        loc="upper center",
         cellLoc="left",
+        bbox=[0.0, 0.0, 1.0, 1.0],
     )
     table.auto_set_font_size(False)
     table.set_fontsize(8)

@@ -46,6 +46,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def _add_commands() -> None:
     """Attach every command (each module imports only click at the top: --help stays fast)."""
+    from .data import data_group
     from .evaluate import evaluate_command
     from .generate import (
         decode_command,
@@ -67,6 +68,7 @@ def _add_commands() -> None:
         sample_command,
         interpolate_command,
         plot_command,
+        data_group,
         plugins_command,
         info_command,
     ):
