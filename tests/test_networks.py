@@ -283,9 +283,12 @@ def test_sequence_lengths_from_eos_or_padding():
     assert sequence_lengths(x).tolist() == [3, 5, 2, 1]
 
 
-def test_gru_encoder_ignores_padding_and_batch_order():
+@pytest.mark.parametrize("bidirectional,layers", [(True, 1), (False, 1), (True, 2), (False, 2)])
+def test_gru_encoder_ignores_padding_and_batch_order(bidirectional, layers):
     data = DATA["tokens24"]
-    encoder = GRUEncoder(data, 6, embedding_dim=8, hidden_size=16, bidirectional=True).eval()
+    encoder = GRUEncoder(
+        data, 6, embedding_dim=8, hidden_size=16, bidirectional=bidirectional, num_layers=layers
+    ).eval()
     batch = make_batch(data, n=6)
     x, lengths = batch["x"], batch["lengths"]
     out = encoder(x, lengths)
