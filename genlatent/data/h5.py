@@ -526,8 +526,11 @@ class H5Dataset:
         """Stored values of dataset rows ``rows`` (any order, repeats allowed)."""
         if self.in_memory:
             memory = self.materialize()
-            index = torch.from_numpy(rows)
-            return memory[index.to(memory.device)]
+            if memory.device.type == "cpu":
+                # numpy's single-threaded take: torch's gather slows down badly when its
+                # threads compete for busy cores
+                return torch.from_numpy(np.take(memory.numpy(), rows, axis=0))
+            return memory[torch.from_numpy(rows).to(memory.device)]
         file_rows = rows + self._start
         order = np.argsort(file_rows, kind="stable")
         ordered = file_rows[order]

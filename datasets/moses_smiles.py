@@ -1,0 +1,73 @@
+"""MOSES molecules (SMILES, ~1.6M train / 176k test) as genlatent token files.
+
+Source: the CSV files shipped in the ``molsets`` wheel (the package itself is never imported,
+it pins old dependencies)::
+
+    pip install --no-deps molsets
+    python datasets/moses_smiles.py --out data/          # moses_{train,test}.h5
+    python datasets/moses_smiles.py --samples datasets/samples   # a small token sample file
+
+The test split is encoded with the training vocabulary (unknown tokens become ``<unk>``), so
+a model trained on one scores the other. Layout of each file (rows pre-shuffled with the seed,
+contiguous, uncompressed)::
+
+    x        (N, L) uint8   token ids, padded with <pad>=0, each row ends with <eos>=2
+                            attributes: kind = "tokens", vocab (JSON list), tokenizer = "smiles"
+    lengths  (N,) int32     tokens per row, <eos> included
+    smiles   (N,) S{n}      the raw SMILES strings (fixed-length bytes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+from genlatent.data import H5Dataset, import_smiles
+
+SAMPLES = Path(__file__).resolve().parent / "samples"
+
+
+def moses_data_dir() -> Path:
+    """Where pip put moses/dataset/data (found without importing moses)."""
+    spec = importlib.util.find_spec("moses")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("error: molsets is not installed; run 'pip install --no-deps molsets'")
+    folder = Path(list(spec.submodule_search_locations)[0]) / "dataset" / "data"
+    if not (folder / "train.csv.gz").exists():
+        sys.exit(f"error: {folder}/train.csv.gz not found; reinstall molsets")
+    return folder
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", type=Path, help="folder with train.csv.gz and test.csv.gz")
+    parser.add_argument("--out", type=Path, help="folder for moses_train.h5 and moses_test.h5")
+    parser.add_argument("--samples", type=Path, help="folder for moses_2k.h5 (from the CSV sample)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if not args.out and not args.samples:
+        parser.error("give --out and/or --samples")
+    written = []
+    if args.out:
+        source = args.source or moses_data_dir()
+        train = import_smiles(source / "train.csv.gz", args.out / "moses_train.h5", seed=args.seed)
+        vocab = H5Dataset(train, check=False).spec.vocab
+        max_length = H5Dataset(train, check=False).spec.max_length
+        test = import_smiles(
+            source / "test.csv.gz", args.out / "moses_test.h5", vocab=vocab,
+            max_length=max_length, allow_unknown=True, seed=args.seed,
+        )  # fmt: skip
+        written += [train, test]
+    if args.samples:
+        sample = SAMPLES / "moses_train_2k.csv"
+        written.append(import_smiles(sample, args.samples / "moses_2k.h5", seed=args.seed))
+    for path in written:
+        ds = H5Dataset(path)
+        print(f"{path}: {len(ds)} rows, vocabulary {ds.spec.vocab_size} tokens, max length "
+              f"{ds.spec.max_length}, {path.stat().st_size / 1e6:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()
