@@ -185,7 +185,8 @@ class CategoricalLikelihood(Likelihood):
 
     def sample(self, params: Tensor) -> Tensor:
         self._check(params)
-        return torch.distributions.Categorical(logits=params.transpose(1, 2)).sample()
+        logits = params.transpose(1, 2)
+        return torch.distributions.Categorical(logits=logits, validate_args=False).sample()
 
 
 def lengths_from_ids(ids: Tensor) -> Tensor:
@@ -269,6 +270,8 @@ class NegativeBinomialLikelihood(CountLikelihood):
     def sample(self, params: Tensor) -> Tensor:
         log_mu = self.log_mean(params)
         nb = torch.distributions.NegativeBinomial(
-            total_count=self.theta.expand_as(log_mu), logits=log_mu - self.log_theta
+            total_count=self.theta.expand_as(log_mu),
+            logits=log_mu - self.log_theta,
+            validate_args=False,
         )
         return nb.sample()

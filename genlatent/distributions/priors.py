@@ -3,7 +3,8 @@
 Each prior is an ``nn.Module`` whose ``forward()`` returns a fresh ``pyro.distributions``
 object with batch shape ``()`` and event shape ``(latent_dim,)``. Fixed values live in
 buffers and learnable ones in parameters, so ``model.to(device)`` moves them and the trainer
-optimises them with the rest of the model.
+optimises them with the rest of the model. Distributions skip argument validation (a
+host-device sync per call on a GPU); the parameters are positive by construction.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class StandardNormalPrior(Prior):
         self.register_buffer("scale", torch.ones(latent_dim), persistent=False)
 
     def forward(self) -> dist.Distribution:
-        return dist.Normal(self.loc, self.scale).to_event(1)
+        return dist.Normal(self.loc, self.scale, validate_args=False).to_event(1)
 
 
 @registry.priors.register("laplace")
@@ -73,7 +74,7 @@ class LaplacePrior(Prior):
         return _positive(self.raw_scale) if self.learn_scale else self.fixed_scale
 
     def forward(self) -> dist.Distribution:
-        return dist.Laplace(self.loc, self.scale).to_event(1)
+        return dist.Laplace(self.loc, self.scale, validate_args=False).to_event(1)
 
 
 @registry.priors.register("mixture")
@@ -118,5 +119,6 @@ class MixturePrior(Prior):
         return torch.softmax(self.logits, dim=-1)
 
     def forward(self) -> dist.Distribution:
-        components = dist.Normal(self.means, self.scales).to_event(1)
-        return dist.MixtureSameFamily(dist.Categorical(logits=self.logits), components)
+        components = dist.Normal(self.means, self.scales, validate_args=False).to_event(1)
+        weights = dist.Categorical(logits=self.logits, validate_args=False)
+        return dist.MixtureSameFamily(weights, components, validate_args=False)
