@@ -124,8 +124,8 @@ def test_labels_all_and_strings(tmp_path):
         name=np.array([b"b", b"a", b"b", b"c"]),
         other=np.ones(3),
     )
-    ds = H5Dataset(path, labels=True)
-    assert sorted(ds.labels) == ["name", "temperature"]
+    assert sorted(H5Dataset(path, labels=True).labels) == ["temperature"]  # numbers only
+    ds = H5Dataset(path, labels=["temperature", "name"])
     batch = ds.read([0, 1, 3])
     assert batch["labels"]["temperature"].dtype == torch.float32
     assert ds.label_categories["name"] == ["a", "b", "c"]

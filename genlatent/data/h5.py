@@ -111,7 +111,8 @@ class H5Dataset:
         path: the HDF5 file.
         key: the data inside it (default ``"x"``).
         labels: names of aligned 1-D datasets returned as ``batch["labels"][name]``; a string
-            for one; ``True`` for every aligned 1-D dataset in the file.
+            for one; ``True`` for those listed in the file's ``labels`` attribute (JSON list,
+            written by the importers), else every aligned numeric 1-D dataset.
         lengths: the token-lengths dataset (token data; default ``"lengths"``).
         kind: ``vectors`` / ``grids`` / ``tokens`` / ``counts``; default from the ``kind``
             attribute, else inferred: a ``vocab`` attribute means tokens; 2-D float or uint8
@@ -317,14 +318,19 @@ class H5Dataset:
             return
         n = self._num_file_rows
         if labels is True:
-            names = [
-                k
-                for k in f
-                if k not in (self.key, "lengths")
-                and hasattr(f[k], "shape")
-                and f[k].ndim == 1
-                and f[k].shape[0] == n
-            ]
+            listed = _decode_attr(f.attrs.get("labels", ""))
+            if isinstance(listed, str) and listed.startswith("["):
+                names = json.loads(listed)  # the importers' list
+            else:
+                names = [
+                    k
+                    for k in f
+                    if k not in (self.key, "lengths")
+                    and hasattr(f[k], "shape")
+                    and f[k].ndim == 1
+                    and f[k].shape[0] == n
+                    and f[k].dtype.kind in "biuf"
+                ]
         else:
             names = [labels] if isinstance(labels, str) else list(labels)
         for name in names:
