@@ -8,6 +8,7 @@ environment the tests run in.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,12 +18,18 @@ EXAMPLE_PLUGIN = ROOT / "plugins" / "genlatent-example"
 
 
 def install_example_plugin(target: Path) -> Path:
-    """pip-install ``plugins/genlatent-example`` into ``target`` and return it."""
+    """pip-install ``plugins/genlatent-example`` into ``target`` and return it.
+
+    The source is copied first: building in place would leave an ``.egg-info`` with the entry
+    point in the source folder, which would then count as an installed plugin.
+    """
+    source = target.parent / f"{target.name}-source"
+    shutil.copytree(EXAMPLE_PLUGIN, source, ignore=shutil.ignore_patterns("*.egg-info", "build"))
     subprocess.run(
         [
             sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
             "--no-build-isolation", "--disable-pip-version-check",
-            "--target", str(target), str(EXAMPLE_PLUGIN),
+            "--target", str(target), str(source),
         ],
         check=True,
         capture_output=True,
@@ -37,14 +44,19 @@ def make_broken_plugin(target: Path, error: str = "boom: needs the missing packa
     (package / "__init__.py").write_text(f"raise ImportError({error!r})\n")
     info = target / "genlatent_broken-0.0.1.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: genlatent-broken\nVersion: 0.0.1\n")
-    (info / "entry_points.txt").write_text("[genlatent.plugins]\nbroken = genlatent_broken:register\n")
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: genlatent-broken\nVersion: 0.0.1\n"
+    )
+    (info / "entry_points.txt").write_text(
+        "[genlatent.plugins]\nbroken = genlatent_broken:register\n"
+    )
     return target
 
 
 def env_with_path(*folders: Path) -> dict[str, str]:
     """The current environment with ``folders`` prepended to PYTHONPATH (for subprocesses)."""
     env = dict(os.environ)
-    parts = [str(f) for f in folders] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    old = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    parts = [str(f) for f in folders] + old
     env["PYTHONPATH"] = os.pathsep.join(parts)
     return env
