@@ -357,3 +357,15 @@ def test_vae_builds_from_a_spec_and_trains_a_step(prior, posterior, likelihood) 
     for n, _ in model.likelihood.named_parameters():  # and so do learned variances / dispersions
         assert f"likelihood.{n}" in changed, n
     assert torch.isfinite(model.loss(batch, step=1)[0])
+
+
+def test_whole_model_follows_to_dtype() -> None:
+    """Buffers (standard-normal loc/scale, fixed sigmas) move with the model like parameters,
+    which is what makes ``model.to(device)`` work."""
+    for prior in ("standard_normal", "laplace", "mixture"):
+        spec = vector_spec(prior=prior, likelihood={"name": "gaussian", "params": {"sigma": 0.5}})
+        model = genlatent.build(spec).double()
+        x = torch.randn(4, 12, dtype=torch.float64)
+        loss, metrics = model.loss({"x": x}, step=0)
+        assert loss.dtype == torch.float64 and metrics["kl"].dtype == torch.float64
+        assert model.sample(2).dtype == torch.float64
