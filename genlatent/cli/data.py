@@ -43,7 +43,7 @@ def _report(out: Path) -> None:
     )
 
 
-@click.group("data")
+@click.group("data", short_help="Import NumPy, SMILES, IDX files; describe data.")
 def data_group() -> None:
     """Prepare and inspect training files.
 

@@ -17,7 +17,7 @@ from ._common import (
 )
 
 
-@click.command("evaluate")
+@click.command("evaluate", short_help="Per-example nats (ELBO, KL, IWAE NLL), active units.")
 @run_argument
 @click.argument("data", type=click.Path(dir_okay=False))
 @key_option

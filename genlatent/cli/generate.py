@@ -70,7 +70,7 @@ def _print_strings(arrays: dict[str, Any], limit: int = 10) -> None:
             click.echo(f"... ({len(values) - limit} more in the file)")
 
 
-@click.command("encode")
+@click.command("encode", short_help="Posterior means and scales of a dataset, to HDF5.")
 @run_argument
 @click.argument("data", type=click.Path(dir_okay=False))
 @_OUT
@@ -107,7 +107,7 @@ def encode_command(
     _summary(out, arrays)
 
 
-@click.command("decode")
+@click.command("decode", short_help="Decode latent codes from an HDF5 file.")
 @run_argument
 @click.argument("codes", type=click.Path(dir_okay=False))
 @_OUT
@@ -186,7 +186,7 @@ def decode_command(
     _print_strings(arrays)
 
 
-@click.command("reconstruct")
+@click.command("reconstruct", short_help="Reconstructions of a dataset, to HDF5.")
 @run_argument
 @click.argument("data", type=click.Path(dir_okay=False))
 @_OUT
@@ -232,7 +232,7 @@ def reconstruct_command(
     _print_strings(arrays)
 
 
-@click.command("sample")
+@click.command("sample", short_help="Samples from the prior, to HDF5.")
 @run_argument
 @click.option("-n", "count", type=click.IntRange(min=1), required=True, help="Number of samples.")
 @_OUT
@@ -287,7 +287,7 @@ def sample_command(
     _print_strings(arrays)
 
 
-@click.command("interpolate")
+@click.command("interpolate", short_help="Decoded paths between pairs of examples.")
 @run_argument
 @click.argument("data", type=click.Path(dir_okay=False))
 @_OUT

@@ -11,7 +11,7 @@ import click
 from ._common import emit_json
 
 
-@click.command("plugins")
+@click.command("plugins", short_help="Registered parts by kind, with their providers.")
 def plugins_command() -> None:
     """List every registered part by kind, with the package that provided it.
 
@@ -36,7 +36,7 @@ def plugins_command() -> None:
             click.echo(f"  {name}: {reason}")
 
 
-@click.command("info")
+@click.command("info", short_help="What an HDF5 file or a run folder holds.")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def info_command(path: Path, as_json: bool) -> None:

@@ -20,12 +20,16 @@ class GenlatentGroup(click.Group):
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
-        except (GenlatentError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        except (GenlatentError, OSError) as exc:  # missing, unreadable, full: the user's to fix
             if ctx.find_root().params.get("debug"):
                 raise
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             click.echo(f"Error: {message}", err=True)
             ctx.exit(2)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Commands in workflow order (train, evaluate, ...), not alphabetically."""
+        return list(self.commands)
 
 
 @click.group(cls=GenlatentGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,9 +39,14 @@ class GenlatentGroup(click.Group):
 def cli(ctx: click.Context, debug: bool) -> None:
     """genlatent: autoencoders and VAEs for scientific data in HDF5 files.
 
+    Results go to stdout, progress to stderr; user errors are one line and exit status 2.
+
     \b
     Examples:
-      genlatent train datasets/samples/fashion_mnist_2k.h5 --out runs/quick
+      genlatent train datasets/samples/fashion_mnist_2k.h5 --epochs 10 --out runs/quick
+      genlatent evaluate runs/quick datasets/samples/fashion_mnist_test_500.h5
+      genlatent plot runs/quick datasets/samples/fashion_mnist_test_500.h5
+      genlatent sample runs/quick -n 64 --out runs/quick/samples.h5
       genlatent plugins
     """
     ctx.ensure_object(dict)

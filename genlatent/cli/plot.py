@@ -18,7 +18,7 @@ from ._common import (
 )
 
 
-@click.command("plot")
+@click.command("plot", short_help="PNG pictures: curves, latent space, samples, ...")
 @run_argument
 @click.argument("data", required=False, type=click.Path(dir_okay=False))
 @click.option(

@@ -16,7 +16,7 @@ Examples:
   genlatent train datasets/samples/fashion_mnist_2k.h5 --key x --latent-dim 16 \\
       --epochs 5 --out runs/fashion
   genlatent train data.h5 --encoder cnn --decoder cnn --prior mixture \\
-      --set prior.components=10 --set encoder.channels=[32,64] --set train.lr=3e-4 \\
+      --set prior.components=10 --set 'encoder.channels=[32,64]' --set train.lr=3e-4 \\
       --likelihood bernoulli --out runs/mix
   genlatent train --config run.toml --epochs 50 --out runs/long
   genlatent train --out runs/long --resume --epochs 80     # continue a run
@@ -29,16 +29,28 @@ valid --config file. Precedence: defaults < --config < --set < named flags.
 """
 
 
+_PART_DEFAULTS = {
+    "encoder": "by data kind: mlp, cnn for grids, gru for tokens",
+    "decoder": "by data kind: mlp, cnn for grids, gru for tokens",
+    "posterior": "normal",
+    "prior": "standard_normal",
+    "likelihood": "by data kind: bernoulli, categorical for tokens, negative_binomial for counts",
+}
+
+
 def _part_option(field: str) -> Any:
     return click.option(
         f"--{field}",
         default=None,
         metavar="NAME",
-        help=f"The {field} by registered name (see `genlatent plugins`); default by data kind.",
+        help=f"The {field} by registered name (`genlatent plugins` lists them).  "
+        f"[default: {_PART_DEFAULTS[field]}]",
     )
 
 
-@click.command("train", epilog=EXAMPLES)
+@click.command(
+    "train", epilog=EXAMPLES, short_help="Train a model on an HDF5 file; write a run folder."
+)
 @click.argument("data", required=False, type=click.Path(path_type=Path))
 @click.option("--key", default=None, help="HDF5 dataset key of the examples.  [default: x]")
 @click.option(
@@ -67,19 +79,29 @@ def _part_option(field: str) -> Any:
     default=None,
     help="Size of the latent code.  [default: 16]",
 )
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs to train.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Examples per step.")
 @click.option(
-    "--lr", type=click.FloatRange(min=0.0, min_open=True), default=None, help="Learning rate."
+    "--epochs", type=click.IntRange(min=1), default=None, help="Epochs to train.  [default: 10]"
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Examples per step.  [default: 128]",
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=None,
+    help="Learning rate (Adam).  [default: 0.001]",
 )
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:N or mps.  [default: auto]")
-@click.option("--seed", type=int, default=None, help="Seed for every RNG.")
+@click.option("--seed", type=int, default=None, help="Seed for every RNG.  [default: 0]")
 @click.option(
     "--set",
     "assignments",
     multiple=True,
     metavar="SECTION.KEY=VALUE",
-    help="Set one parameter, e.g. encoder.hidden=[400,200] (repeatable).",
+    help="Set one parameter, e.g. 'encoder.hidden=[400,200]' (repeatable).",
 )
 @click.option(
     "--config",
