@@ -121,6 +121,60 @@ def train(
     }
 
 
+def fit_trainer(
+    model: torch.nn.Module,
+    train_data,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    device: torch.device,
+    out_dir: Path,
+    minutes: float | None = None,
+) -> dict[str, float]:
+    """Train with :class:`genlatent.Trainer` (block-shuffle loader, run folder, checkpoints).
+
+    ``minutes``: stop after the epoch during which the budget runs out. Returns the same keys
+    as :func:`train`: epochs, steps, seconds, train_<metric>.
+    """
+    import genlatent
+    from genlatent.training.callbacks import Callback
+
+    class TimeBudget(Callback):
+        def __init__(self) -> None:
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, trainer, metrics) -> None:  # noqa: ANN001
+            if minutes and time.perf_counter() - self.start > 60.0 * minutes:
+                trainer.should_stop = True
+                trainer.stop_reason = f"time budget of {minutes:g} min reached"
+
+    trainer = genlatent.Trainer(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device=str(device),
+        out_dir=out_dir,
+        overwrite=True,
+        progress=False,
+        tensorboard=False,
+        checkpoint_every=None,
+        callbacks=["print_metrics", TimeBudget()],
+    )
+    start = time.perf_counter()
+    record = trainer.fit(model, train_data)
+    model.eval()
+    out = {
+        "epochs": float(record.get("epoch", epochs)),
+        "steps": float(record.get("step", 0)),
+        "seconds": time.perf_counter() - start,
+    }
+    out.update({k: float(v) for k, v in record.items() if k.startswith("train_")})
+    return out
+
+
 @torch.no_grad()
 def latent_mean(model: torch.nn.Module, x: Tensor, lengths: Tensor | None = None) -> Tensor:
     """The posterior mean (VAE) or the code (AE) of ``x``: ``(B, latent_dim)``."""
