@@ -100,15 +100,29 @@ def test_unknown_token_ids_are_reported(tmp_path):
         H5Dataset(path)
 
 
-def test_pickle_drops_the_handle(tmp_path):
+@pytest.mark.parametrize("mmap", [False, True])
+def test_pickle_drops_the_handle(tmp_path, mmap):
     x = np.arange(40, dtype=np.float32).reshape(10, 4)
-    ds = H5Dataset(write(tmp_path / "p.h5", x=x), in_memory=False)
-    ds.read([1])  # opens this process's handle
-    assert ds._file is not None
+    ds = H5Dataset(write(tmp_path / "p.h5", x=x), in_memory=False, mmap=mmap)
+    assert ds.mmap is mmap
+    ds.read([1])  # opens this process's handle or memory map
+    assert (ds._map if mmap else ds._file) is not None
     clone = pickle.loads(pickle.dumps(ds))
-    assert clone._file is None
-    assert torch.equal(clone.read([3])["x"], ds.read([3])["x"])
-    assert ds._file is not None
+    assert clone._file is None and clone._map is None
+    assert torch.equal(clone.read([3, 1])["x"], torch.from_numpy(x[[3, 1]]))
+    assert torch.equal(ds.read([3])["x"], torch.from_numpy(x[[3]]))
+
+
+def test_mmap_needs_contiguous_plain_data(tmp_path):
+    path = tmp_path / "chunked.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("x", data=np.ones((64, 4), np.float32), chunks=(8, 4), compression="gzip")
+    ds = H5Dataset(path, in_memory=False)
+    assert not ds.mmap  # falls back to h5py block reads
+    batch = ds.read([60, 5, 60])  # repeated rows are read once and gathered
+    assert batch["x"].shape == (3, 4) and batch["index"].tolist() == [60, 5, 60]
+    with pytest.raises(DataError, match="cannot be memory-mapped"):
+        H5Dataset(path, mmap=True)
 
 
 def test_construction_leaves_no_open_handle(tmp_path):

@@ -29,9 +29,9 @@ def rows_of(loader, epoch=None):
     return np.concatenate([b["index"].numpy() for b in loader])
 
 
-@pytest.mark.parametrize("in_memory", [False, True])
-def test_every_row_once_and_values_match(h5file, in_memory):
-    ds = H5Dataset(h5file, labels="y", in_memory=in_memory)
+@pytest.mark.parametrize("mode", ["memory", "mmap", "h5py"])
+def test_every_row_once_and_values_match(h5file, mode):
+    ds = H5Dataset(h5file, labels="y", in_memory=mode == "memory", mmap=mode == "mmap")
     loader = make_loader(ds, 32, seed=3, block_size=16, fetch_factor=4)
     seen = []
     for batch in loader:
@@ -100,8 +100,9 @@ def test_padding_when_rows_do_not_split_evenly():
     assert len(together) == 9
 
 
-def test_workers_give_the_same_batches(h5file):
-    ds = H5Dataset(h5file, labels="y", in_memory=False)
+@pytest.mark.parametrize("mmap", [False, True])
+def test_workers_give_the_same_batches(h5file, mmap):
+    ds = H5Dataset(h5file, labels="y", in_memory=False, mmap=mmap)
     plain = make_loader(ds, 40, seed=9, block_size=8, fetch_factor=2)
     workers = make_loader(ds, 40, seed=9, block_size=8, fetch_factor=2, num_workers=2)
     for epoch in (0, 1):

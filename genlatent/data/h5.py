@@ -130,6 +130,11 @@ class H5Dataset:
         check: scan the data once, in pieces, for NaN/inf and for token ids outside the
             vocabulary (skip it for huge files you trust).
         rows: ``(start, stop)``: use only these rows (see :meth:`subset` and :meth:`split`).
+        mmap: streaming only. ``"auto"`` (default): data stored contiguous and uncompressed
+            (what the importers write) is memory-mapped and each fetch is one gather from the
+            mapped pages: no copy through h5py's buffer, ~2x faster from the page cache.
+            ``False``: one h5py slice read per block (may suit cold data on slow storage
+            better). Other layouts (chunked, compressed, CSR) always use h5py reads.
 
     Batches are dicts: ``{"x": Tensor, "index": LongTensor of row ids (in the file),
     "lengths": LongTensor (tokens), "labels": {name: Tensor} (when labels are asked for)}``.
@@ -151,6 +156,7 @@ class H5Dataset:
         device: str | torch.device | None = None,
         check: bool = True,
         rows: tuple[int, int] | None = None,
+        mmap: bool | str = "auto",
     ) -> None:
         self.path = str(path)
         self.key = key
@@ -163,6 +169,8 @@ class H5Dataset:
         self.labels: dict[str, np.ndarray] = {}
         self.label_categories: dict[str, list[str]] = {}
         self._lengths: np.ndarray | None = None
+        self._map: np.ndarray | None = None
+        self._map_offset: int | None = None
         with open_h5(self.path) as f:
             # Validation reads through the same code as training, from this short-lived handle.
             self._file, self._pid = f, os.getpid()
@@ -175,6 +183,14 @@ class H5Dataset:
             self._start, self._stop = self._check_rows(rows)
         stored = len(self) * int(np.prod(self._row_shape)) * self._raw_dtype.itemsize
         self.in_memory = stored <= memory_limit if in_memory == "auto" else bool(in_memory)
+        if mmap not in (True, False, "auto"):
+            raise DataError(f"mmap must be True, False or 'auto', got {mmap!r}")
+        if mmap is True and self._map_offset is None:
+            raise DataError(
+                f"{self.where}: cannot be memory-mapped (only contiguous, uncompressed, "
+                f"native-endian data can); use mmap='auto' or False"
+            )
+        self.mmap = bool(mmap) and self._map_offset is not None
 
     # ------------------------------------------------------------------ inspection
 
@@ -244,6 +260,7 @@ class H5Dataset:
         self._num_file_rows = int(ds.shape[0])
         self._row_shape = tuple(int(s) for s in ds.shape[1:])
         self._stored_dtype = np.dtype(ds.dtype)
+        self._map_offset = _mappable_offset(f, ds)
         if any(s == 0 for s in self._row_shape):
             raise DataError(f"{self.where}: the dataset is empty (shape {tuple(ds.shape)})")
 
@@ -458,10 +475,11 @@ class H5Dataset:
                 pass
         self._file = None
         self._pid = None
+        self._map = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for name in ("_file", "_pid", "_ds", "_space", "_mem_spaces"):
+        for name in ("_file", "_pid", "_ds", "_space", "_mem_spaces", "_map", "_map_pid"):
             state.pop(name, None)
         if state.get("_memory") is not None and state["_memory"].device.type != "cpu":
             state["_memory"] = None  # GPU copies are not sent to other processes
@@ -471,6 +489,7 @@ class H5Dataset:
         self.__dict__.update(state)
         self._file = None
         self._pid = None
+        self._map = None
 
     def __del__(self) -> None:  # pragma: no cover - interpreter shutdown order varies
         try:
@@ -538,6 +557,8 @@ class H5Dataset:
                 return torch.from_numpy(np.take(memory.numpy(), rows, axis=0))
             return memory[torch.from_numpy(rows).to(memory.device)]
         file_rows = rows + self._start
+        if self.mmap:
+            return torch.from_numpy(self._gather_mapped(file_rows))
         order = np.argsort(file_rows, kind="stable")
         ordered = file_rows[order]
         if ordered.size > 1 and not np.all(ordered[1:] != ordered[:-1]):
@@ -551,6 +572,30 @@ class H5Dataset:
         position = np.empty_like(order)
         position[order] = np.arange(order.size)
         return torch.from_numpy(np.take(raw, position, axis=0))
+
+    def _mapped(self) -> np.ndarray:
+        """This process's read-only memory map of the stored rows (made after any fork)."""
+        if self._map is None or getattr(self, "_map_pid", None) != os.getpid():
+            try:
+                self._map = np.memmap(
+                    self.path,
+                    dtype=self._stored_dtype,
+                    mode="r",
+                    offset=self._map_offset or 0,
+                    shape=(self._num_file_rows, *self._row_shape),
+                )
+            except (OSError, ValueError) as exc:
+                raise DataError(f"{self.where}: cannot memory-map ({_first_line(exc)})") from None
+            self._map_pid = os.getpid()
+        return self._map
+
+    def _gather_mapped(self, file_rows: np.ndarray) -> np.ndarray:
+        """Rows ``file_rows`` (any order) gathered from the memory map in one pass.
+
+        Asking the kernel to read each block ahead (``madvise(WILLNEED)``) cost ~20% on cached
+        data and was dropped: page faults read around the faulting page anyway.
+        """
+        return np.take(self._mapped(), file_rows, axis=0)
 
     def _decode(self, raw: torch.Tensor) -> torch.Tensor:
         """Stored values to the batch dtype: int64 token ids, else scaled float32."""
@@ -665,6 +710,7 @@ class H5Dataset:
             "stored_dtype": str(self._stored_dtype),
             "scale": self._scale,
             "in_memory": self.in_memory,
+            "mmap": self.mmap,
             "labels": {k: str(v.dtype) for k, v in self.labels.items()},
         }
         if self.label_categories:
@@ -676,6 +722,27 @@ class H5Dataset:
             f"{type(self).__name__}({self.path!r}, key={self.key!r}, rows={len(self)}, "
             f"kind={self.spec.kind!r}, shape={list(self.spec.shape)}, in_memory={self.in_memory})"
         )
+
+
+def _mappable_offset(f: Any, ds: Any) -> int | None:
+    """File offset of a dataset that np.memmap can read as is, else None."""
+    try:
+        offset = ds.id.get_offset()
+    except Exception:  # pragma: no cover - virtual or external datasets
+        return None
+    if offset is None or f.driver != "sec2" or ds.dtype.kind not in "biuf":
+        return None
+    if ds.dtype.byteorder not in ("=", "|") and ds.dtype.byteorder != _native_order():
+        return None
+    if ds.id.get_storage_size() != ds.size * ds.dtype.itemsize:
+        return None  # not fully allocated (or filtered)
+    return int(offset)
+
+
+def _native_order() -> str:
+    import sys
+
+    return "<" if sys.byteorder == "little" else ">"
 
 
 def _first_rows(rows: np.ndarray, n: int = 5) -> str:

@@ -178,7 +178,7 @@ def make_loader(
     world_size: int | None = None,
     num_workers: int = 0,
     drop_last: bool = False,
-    block_size: int = 64,
+    block_size: int = 128,
     fetch_factor: int = 16,
     pin_memory: bool = False,
     multiprocessing_context: Any = None,

@@ -98,7 +98,7 @@ class BlockShuffleSampler:
         *,
         shuffle: bool = True,
         seed: int = 0,
-        block_size: int = 64,
+        block_size: int = 128,
         fetch_factor: int = 16,
         rank: int | None = None,
         world_size: int | None = None,
