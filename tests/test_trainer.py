@@ -103,6 +103,7 @@ def test_fit_writes_run_folder_metrics_and_model(tmp_path: Path, data_file: Path
         assert r["train_neg_elbo"] == pytest.approx(r["train_reconstruction"] + r["train_kl"])
         assert r["kl_method"] == "analytic" and r["lr"] == 1e-3
     assert last == records[-1]
+    assert torch.distributions.Distribution._validate_args  # switched off only during fit
     assert records[-1]["train_loss"] < records[0]["train_loss"]
     # the saved model is the trained one
     loaded = genlatent.load(run / "model")
@@ -359,3 +360,35 @@ def test_two_process_gloo_ddp_ranks_agree(tmp_path: Path, data_file: Path) -> No
     # each rank runs 4 batches of its 128-row shard; metrics cover all 256 rows
     assert [r["step"] for r in records] == [4, 8] and records[-1]["world_size"] == 2
     assert_same_weights(state_of(genlatent.load(run / "model")), rank0)
+
+
+# --------------------------------------------------------------------------- options
+
+
+def test_cosine_schedule_grad_clip_and_bf16_autocast(tmp_path: Path, data_file: Path) -> None:
+    trainer = genlatent.Trainer(epochs=2, batch_size=64, device="cpu", out_dir=tmp_path,
+                                progress=False, scheduler="cosine", grad_clip=1.0,
+                                precision="bf16", optimizer="adamw", weight_decay=0.01)
+    records = (trainer.fit(make_model(), dataset(data_file)), read_metrics(tmp_path))[1]
+    assert records[0]["lr"] == pytest.approx(1e-3 * (1 + math.cos(math.pi * 4 / 8)) / 2)
+    assert records[1]["lr"] == pytest.approx(0.0, abs=1e-12)  # annealed to min_lr over 8 steps
+    assert all(0 < r["train_grad_norm"] < 1e4 for r in records)
+    assert all(math.isfinite(r["train_loss"]) for r in records)
+
+
+def test_plateau_schedule_steps_on_validation_loss(tmp_path: Path) -> None:
+    class Flat(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+        def loss(self, batch, step):
+            value = batch["x"].mean() + 0 * self.w
+            return value, {"loss": value.detach()}
+
+    loader = [{"x": torch.ones(2, 1)}]
+    genlatent.Trainer(epochs=4, device="cpu", out_dir=tmp_path, progress=False, lr=1.0,
+                      scheduler="plateau", scheduler_options={"patience": 1, "factor": 0.5}
+                      ).fit(Flat(), loader, val=loader)
+    # the lr each epoch ran with: halved after two epochs without improvement (patience 1)
+    assert [r["lr"] for r in read_metrics(tmp_path)] == [1.0, 1.0, 1.0, 0.5]

@@ -71,6 +71,10 @@ class EarlyStopping(Callback):
         self.bad_epochs = 0
         self.stopped_epoch: int | None = None
 
+    def on_fit_start(self, trainer: Trainer) -> None:
+        if not trainer.history:  # a fresh fit (a resumed one has loaded its state already)
+            self.best, self.best_epoch, self.bad_epochs, self.stopped_epoch = math.inf, -1, 0, None
+
     def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         key = self.monitor
         if key not in metrics and key.startswith("val_"):

@@ -168,6 +168,9 @@ class Trainer:
         callbacks: :class:`~.callbacks.Callback` instances or registered names.
         check_every: steps between non-finite checks / metric syncs (>= 1).
         shuffle: shuffle the training data (loaders made from datasets only).
+        validate_distributions: keep torch/Pyro distribution argument checks on during the fit
+            (off by default: each check is a device sync; the trainer checks for non-finite
+            values itself).
     """
 
     def __init__(
@@ -198,6 +201,7 @@ class Trainer:
         callbacks: Sequence[Callback | str | dict[str, Any]] = (),
         check_every: int = 50,
         shuffle: bool = True,
+        validate_distributions: bool = False,
     ) -> None:
         if epochs is None and max_steps is None:
             raise TrainingError("give epochs or max_steps (both are None)")
@@ -234,6 +238,7 @@ class Trainer:
         self.resume, self.overwrite = bool(resume), bool(overwrite)
         self.show_progress, self.tensorboard = bool(progress), tensorboard
         self.check_every, self.shuffle = check_every, bool(shuffle)
+        self.validate_distributions = bool(validate_distributions)
         self.callbacks: list[Callback] = [make_callback(c) for c in callbacks]
         if patience is not None:
             self.callbacks.insert(0, EarlyStopping(patience=patience))
@@ -284,11 +289,19 @@ class Trainer:
         if self.precision == "fp16" and device.type != "cuda":
             raise TrainingError("precision 'fp16' needs a CUDA device; use 'bf16' or '32'")
         lock = RunLock(self.out_dir) if self.is_main else None
+        validate = torch.distributions.Distribution._validate_args
         try:
             if lock is not None:
                 lock.acquire()
+            # Argument validation of torch/Pyro distributions costs a host-device sync per
+            # distribution made (``if not valid.all()``); non-finite values are caught by the
+            # trainer's own checks instead.
+            torch.distributions.Distribution.set_default_validate_args(
+                self.validate_distributions
+            )
             return self._fit_locked(model, train, val)
         finally:
+            torch.distributions.Distribution.set_default_validate_args(validate)
             if lock is not None:
                 lock.release()
             ddp.teardown(self.dist)
@@ -415,6 +428,13 @@ class Trainer:
         if found is not None:
             resume_state = load_checkpoint(found[0], found[1])
             self._load_state(resume_state)
+            saved = resume_state.get("config") or {}
+            changed = [f"{k} {saved[k]!r} -> {v!r}" for k, v in self.config().items()
+                       if k in ("batch_size", "seed", "shuffle", "world_size")
+                       and k in saved and saved[k] != v]
+            if changed and self.is_main:
+                warnings.warn(f"resuming {self.out_dir} with {', '.join(changed)}: the run will "
+                              "not match an uninterrupted one exactly", stacklevel=3)
         self._loss_fn = self._build_loss_fn(model)
         self._batches_per_epoch = batches_per_epoch
         self._tb = self._open_tensorboard()
