@@ -152,6 +152,13 @@ def test_resume_mid_epoch_matches_uninterrupted(h5file):
     assert all(torch.equal(g, w) for g, w in zip(direct, reference[11:], strict=True))
 
 
+def test_resume_at_the_end_yields_nothing(h5file):
+    loader = make_loader(H5Dataset(h5file), 30, block_size=16, fetch_factor=4)
+    assert len(loader) == 34  # not a multiple of fetch_factor
+    assert list(loader.iter_from(0, 34)) == []
+    assert len(list(loader.iter_from(0, 33))) == 1
+
+
 def test_resume_with_other_settings_is_refused(h5file):
     ds = H5Dataset(h5file)
     state = make_loader(ds, 32, seed=4).state_dict()

@@ -193,6 +193,8 @@ class BlockShuffleSampler:
                 bounds = bounds[:-1]
             first = j * self.fetch_factor
             skip = max(0, start_batch - first)
+            if skip >= len(bounds) - 1:
+                continue  # resuming at the very end of the epoch
             if skip:
                 rows = rows[bounds[skip] :]
                 bounds = bounds[skip:] - bounds[skip]
