@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from genlatent import registry
-from genlatent.data import H5adDataset, make_loader, open_dataset
+from genlatent.data import H5adDataset, H5Dataset, make_loader, open_dataset
 from genlatent.errors import DataError
 
 N_OBS, N_VARS = 50, 12
@@ -114,3 +114,5 @@ def test_h5ad_csc_and_missing_obs_column(tmp_path):
         H5adDataset(write_h5ad(tmp_path / "ok.h5ad", x, sparse=False), labels="batch")
     with pytest.raises(DataError, match="no 'layers/raw'"):
         H5adDataset(tmp_path / "ok.h5ad", key="layers/raw")
+    with pytest.raises(DataError, match="an AnnData file; read it with H5adDataset"):
+        H5Dataset(tmp_path / "ok.h5ad")

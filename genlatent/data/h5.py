@@ -241,6 +241,10 @@ class H5Dataset:
     def _open_source(self, f: Any) -> None:
         """Find the data in the open file; set row count, stored row shape and dtype."""
         if self.key not in f or not hasattr(f[self.key], "shape"):
+            if _decode_attr(f.attrs.get("encoding-type")) == "anndata":
+                raise DataError(
+                    f"{self.path}: an AnnData file; read it with H5adDataset or open_dataset"
+                )
             keys = list_datasets(f)
             raise DataError(
                 f"{self.path}: no dataset {self.key!r}; datasets in the file: "
