@@ -137,12 +137,28 @@ def test_epoch_metrics_equal_weighted_batch_means(tmp_path: Path) -> None:
     assert out["train_loss"] == pytest.approx(sum(n * v for n, v in seen) / 10)  # = 4.5
 
 
-def test_max_steps_ends_mid_epoch(tmp_path: Path, data_file: Path) -> None:
-    out = genlatent.Trainer(epochs=None, max_steps=5, batch_size=32, device="cpu",
-                            out_dir=tmp_path, progress=False).fit(make_model(), dataset(data_file))
+def test_max_steps_ends_mid_epoch_and_resume_finishes_it(tmp_path: Path, data_file: Path) -> None:
+    options = dict(batch_size=32, device="cpu", progress=False)
+    run = tmp_path / "run"
+    out = genlatent.Trainer(epochs=None, max_steps=5, out_dir=run, **options).fit(
+        make_model(), dataset(data_file))
     assert out["step"] == 5 and out["epoch"] == 1 and out["partial_epoch"] is True
-    assert torch.load(latest_checkpoint(tmp_path)[0], weights_only=True)["position"] == {
+    assert torch.load(latest_checkpoint(run)[0], weights_only=True)["position"] == {
         "epoch": 0, "batch": 5, "step": 5}
+    # the same max_steps again: nothing to do, nothing lost
+    genlatent.Trainer(epochs=None, max_steps=5, out_dir=run, resume=True, **options).fit(
+        make_model(), dataset(data_file))
+    assert [r["step"] for r in read_metrics(run)] == [5]
+    # finish the epoch: the same weights and epoch metrics as one uninterrupted epoch
+    resumed = make_model(seed=9)
+    genlatent.Trainer(epochs=1, out_dir=run, resume=True, **options).fit(
+        resumed, dataset(data_file))
+    straight = make_model()
+    genlatent.Trainer(epochs=1, out_dir=tmp_path / "straight", **options).fit(
+        straight, dataset(data_file))
+    assert_same_weights(state_of(resumed), state_of(straight))
+    (a,), (b,) = read_metrics(run), read_metrics(tmp_path / "straight")
+    assert a["step"] == b["step"] == 8 and a["train_loss"] == b["train_loss"]
 
 
 # --------------------------------------------------------------------------- exact resume

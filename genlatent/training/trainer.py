@@ -488,6 +488,8 @@ class Trainer:
                 )
                 it = self._epoch_iter(train_loader, self.epoch, start_batch)
                 self._restore_rank_rng(resume["rng"])
+                if self.history and self.history[-1].get("partial_epoch"):
+                    self.history.pop()  # an epoch cut short by max_steps: recorded again
             else:
                 rng_at_start = capture_rng()
                 it = self._epoch_iter(train_loader, self.epoch, 0)
@@ -495,16 +497,16 @@ class Trainer:
             start_batch, partial = 0, None
             if self._epoch_complete:
                 self.epoch += 1
-            record = self._end_epoch(sums, samples, seconds, val_loader,
-                                     time.perf_counter() - t_fit)
+            self._end_epoch(sums, samples, seconds, val_loader, time.perf_counter() - t_fit)
             due = self.every_epochs is not None and self.epoch % self.every_epochs == 0
             if self._done() or (due and self._epoch_complete):
-                self._checkpoint(batch=0 if self._epoch_complete else self._batch,
-                                 finished=self._done())
+                if self._epoch_complete:
+                    self._checkpoint(batch=0, finished=self._done())
+                else:  # max_steps reached mid-epoch: a later resume may finish the epoch
+                    self._checkpoint(batch=self._batch, finished=True, partial=self._partial)
                 last_saved = self.step
             if not self._epoch_complete:
-                break  # max_steps reached mid-epoch
-            del record
+                break
         if last_saved != self.step:
             self._checkpoint(batch=0, finished=True)
         if self.is_main:
@@ -641,6 +643,8 @@ class Trainer:
         self._epoch_complete = exhausted
         if acc is None or keys is None:
             raise TrainingError("the training data yielded no batches")
+        self._partial = {"keys": keys, "sums": acc.detach().cpu().clone(), "samples": samples,
+                         "seconds": prior_seconds + time.perf_counter() - t0}
         ddp.all_reduce_sum(acc, self.dist)
         count = torch.tensor([float(samples)], dtype=torch.float64, device=device)
         ddp.all_reduce_sum(count, self.dist)
