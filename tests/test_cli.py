@@ -462,3 +462,13 @@ def test_subprocess_errors_exit_2_with_one_line(data_dir, tmp_path) -> None:
     done = _genlatent("info", tmp_path / "missing.h5")
     assert done.returncode == 2 and done.stderr.startswith("Error: ")
     assert "Traceback" not in done.stderr
+
+
+def test_autoencoder_cannot_sample_but_evaluates(data_dir, tmp_path) -> None:
+    folder = tmp_path / "ae"
+    genlatent.build({"model": "ae", "latent_dim": 2,
+                     "data": {"kind": "vectors", "shape": [12]}}).save(folder)
+    assert_user_error(invoke("sample", folder, "-n", "2", "--out", tmp_path / "s.h5", ok=False),
+                      "no prior")
+    numbers = json.loads(invoke("evaluate", folder, data_dir / "vec.h5", "--json").stdout)
+    assert "kl" not in numbers and numbers["reconstruction"] > 0

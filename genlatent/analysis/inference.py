@@ -30,7 +30,8 @@ def check_compatible(model: Any, dataset: Any) -> None:
         )
     if not same_vocab:
         raise DataError(f"{dataset.where}: the token vocabulary differs from the model's")
-    if want.kind == "tokens" and got.shape[0] > want.shape[0]:
+    positional = not getattr(model.decoder, "autoregressive", False)
+    if want.kind == "tokens" and positional and got.shape[0] > want.shape[0]:
         raise DataError(
             f"{dataset.where}: sequences up to {got.shape[0]} tokens, but the model was trained "
             f"on at most {want.shape[0]}"
