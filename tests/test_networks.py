@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from genlatent import registry
-from genlatent.data.spec import BOS_ID, EOS_ID, PAD_ID, DataSpec
+from genlatent.data.spec import BOS_ID, EOS_ID, PAD_ID, UNK_ID, DataSpec
 from genlatent.errors import SpecError
 from genlatent.networks import (
     CNNDecoder,
@@ -309,7 +309,7 @@ def check_valid_sequences(tokens: torch.Tensor, lengths: torch.Tensor, max_lengt
     for row, length in zip(tokens.tolist(), lengths.tolist(), strict=True):
         body, rest = row[: length - 1], row[length:]
         assert row[length - 1] == EOS_ID  # every sequence ends, its length counts <eos>
-        assert all(t not in (PAD_ID, BOS_ID, EOS_ID) for t in body)
+        assert all(t not in (PAD_ID, BOS_ID, EOS_ID, UNK_ID) for t in body)
         assert all(t == PAD_ID for t in rest)
 
 
@@ -322,7 +322,7 @@ def test_gru_generates_valid_sequences(condition):
     # make <eos> unlikely so that many sequences run to max_length and must be closed there
     with torch.no_grad():
         decoder.out.bias[EOS_ID] = -3.0
-        decoder.out.bias[PAD_ID] = decoder.out.bias[BOS_ID] = 10.0  # must still never appear
+        decoder.out.bias[[PAD_ID, BOS_ID, UNK_ID]] = 10.0  # must still never appear
     z = torch.randn(64, LATENT)
     tokens, lengths = decoder.generate(z)
     check_valid_sequences(tokens, lengths, data.max_length)
@@ -343,7 +343,7 @@ def test_gru_teacher_forcing_matches_generation():
     z = torch.randn(16, LATENT)
     tokens, lengths = decoder.generate(z, greedy=True)
     logits = decoder(z, tokens, lengths)
-    logits[:, [PAD_ID, BOS_ID]] = -torch.inf
+    logits[:, [PAD_ID, BOS_ID, UNK_ID]] = -torch.inf
     predicted = logits.argmax(1)
     for i, length in enumerate(lengths.tolist()):
         if length < data.max_length:  # a forced final <eos> is not the model's choice

@@ -213,7 +213,7 @@ class GRUDecoder(Decoder):
         """Token ids ``(B, max_length)`` and lengths ``(B,)``, in the stored-data convention.
 
         Each sequence stops at its first ``<eos>`` (counted in its length) and is padded after
-        it; ``<pad>`` and ``<bos>`` are never drawn. A sequence still open at ``max_length``
+        it; ``<pad>``, ``<bos>`` and ``<unk>`` are never drawn. A sequence still open at ``max_length``
         (default: the data's) gets ``<eos>`` as its last token, so every sequence ends.
         ``greedy`` takes the most likely token; otherwise tokens are sampled from
         ``softmax(logits / temperature)``.
@@ -251,8 +251,7 @@ class GRUDecoder(Decoder):
 
 
 def _never_special(logits: Tensor) -> Tensor:
-    """Logits with ``<pad>`` and ``<bos>`` made impossible."""
+    """Logits with ``<pad>``, ``<bos>`` and ``<unk>`` made impossible: none is a real token."""
     logits = logits.clone()
-    logits[:, PAD_ID] = -torch.inf
-    logits[:, BOS_ID] = -torch.inf
+    logits[:, [PAD_ID, BOS_ID, UNK_ID]] = -torch.inf
     return logits
