@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -51,28 +50,11 @@ def batch_size_option(default: int = 256) -> Callable[[F], F]:
 
 
 def resolve_device(name: str) -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; other names are checked."""
-    import torch
+    """``auto`` -> a GPU when there is one, else the CPU; other names are checked (the
+    trainer's rule, so every command picks the same device)."""
+    from ..training.trainer import resolve_device as trainer_device
 
-    from ..errors import GenlatentError
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise GenlatentError(
-            f"--device {name!r}: expected auto, cpu, cuda, cuda:N or mps"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise GenlatentError(f"--device {name}: CUDA is not available on this machine")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise GenlatentError(f"--device {name}: MPS is not available on this machine")
-    return str(device)
-
-
-def is_tty() -> bool:
-    return sys.stderr.isatty()
+    return str(trainer_device(name))
 
 
 def run_argument(func: F) -> F:
