@@ -213,8 +213,9 @@ class GRUDecoder(Decoder):
         """Token ids ``(B, max_length)`` and lengths ``(B,)``, in the stored-data convention.
 
         Each sequence stops at its first ``<eos>`` (counted in its length) and is padded after
-        it; ``<pad>``, ``<bos>`` and ``<unk>`` are never drawn. A sequence still open at ``max_length``
-        (default: the data's) gets ``<eos>`` as its last token, so every sequence ends.
+        it; ``<pad>``, ``<bos>`` and ``<unk>`` are never drawn. A sequence still open at
+        ``max_length`` (default: the data's) gets ``<eos>`` as its last token, so every
+        sequence ends.
         ``greedy`` takes the most likely token; otherwise tokens are sampled from
         ``softmax(logits / temperature)``.
         """
