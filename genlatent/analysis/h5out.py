@@ -84,18 +84,34 @@ def write_h5(
 def carried_labels(
     dataset: Any, rows: np.ndarray, taken: set[str]
 ) -> dict[str, tuple[np.ndarray, dict[str, Any]]]:
-    """The dataset's labels at ``rows`` (file row ids), as stored in its file (values and
-    attributes, e.g. ``label_names``); a label whose name is taken gets a ``label_`` prefix."""
+    """The dataset's labels at ``rows`` (file row ids); a label whose name is taken gets a
+    ``label_`` prefix.
+
+    A label stored as a 1-D dataset at the top of the file is copied as stored (values and
+    attributes such as ``label_names``); others (``.h5ad`` obs columns) as the values the
+    data layer read, with their category names as the ``label_names`` attribute.
+    """
     from ..data import open_h5
 
-    names = list(getattr(dataset, "labels", {}) or {})
-    if not names:
+    labels = getattr(dataset, "labels", {}) or {}
+    if not labels:
         return {}
-    out = {}
     rows = np.asarray(rows, dtype=np.int64)
+    categories = getattr(dataset, "label_categories", {}) or {}
+    out = {}
     with open_h5(dataset.path) as f:
-        for name in names:
-            source = f[name]
-            values = source[()][rows]
-            out[name if name not in taken else f"label_{name}"] = (values, dict(source.attrs))
+        for name, values in labels.items():
+            source = f.get(name)
+            stored = (
+                source is not None
+                and hasattr(source, "shape")
+                and source.ndim == 1
+                and source.shape[0] == len(values)
+            )
+            if stored:
+                item = (source[()][rows], dict(source.attrs))
+            else:
+                attrs = {"label_names": json.dumps(categories[name])} if name in categories else {}
+                item = (np.asarray(values)[rows], attrs)
+            out[name if name not in taken else f"label_{name}"] = item
     return out
