@@ -1,0 +1,5 @@
+"""``python -m genlatent.cli``: the same as the ``genlatent`` command."""
+
+from .main import main
+
+main()
