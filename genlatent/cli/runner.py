@@ -31,7 +31,7 @@ class Plan:
     model: Any
     train: Any
     val: Any
-    trainer_options: dict[str, Any]
+    trainer: Any
 
 
 def open_training_data(config: dict[str, Any]) -> tuple[Any, Any]:
@@ -128,7 +128,11 @@ def prepare(
                     f"--resume: the model asked for differs from the one in {recorded}; "
                     "leave the parts and latent size as they were"
                 )
-    return Plan(config, model.spec, out, resume, model, train, val, options)
+    from ..training.trainer import Trainer
+
+    options["callbacks"] = [*options.get("callbacks", ()), _config_recorder(config)]
+    trainer = Trainer(**options)  # checks its options now, before anything is written
+    return Plan(config, model.spec, out, resume, model, train, val, trainer)
 
 
 def _config_recorder(config: dict[str, Any]) -> Any:
@@ -147,12 +151,7 @@ def _config_recorder(config: dict[str, Any]) -> Any:
 
 def run(plan: Plan) -> dict[str, Any]:
     """Fit (recording the config in the run folder); return the last epoch's metrics."""
-    from ..training.trainer import Trainer
-
-    options = dict(plan.trainer_options)
-    options["callbacks"] = [*options.get("callbacks", ()), _config_recorder(plan.config)]
-    trainer = Trainer(**options)
-    return dict(trainer.fit(plan.model, plan.train, plan.val) or {})
+    return dict(plan.trainer.fit(plan.model, plan.train, plan.val) or {})
 
 
 def draw_plots(plan: Plan) -> list[Path]:
