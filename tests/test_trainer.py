@@ -408,3 +408,33 @@ def test_plateau_schedule_steps_on_validation_loss(tmp_path: Path) -> None:
                       ).fit(Flat(), loader, val=loader)
     # the lr each epoch ran with: halved after two epochs without improvement (patience 1)
     assert [r["lr"] for r in read_metrics(tmp_path)] == [1.0, 1.0, 1.0, 0.5]
+
+
+def test_progress_line_and_print_metrics(tmp_path: Path) -> None:
+    import io
+
+    from genlatent.training.callbacks import PrintMetrics
+    from genlatent.training.progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    term = Terminal()
+    bar = Progress(stream=term, interval=0.0)
+    assert bar.due()
+    bar.update(2, 5, 10, 40, 12345.0, 3.25)
+    bar.close(2, 5, 40, 40, 12000.0, 3.0, "  val_loss 2.9000")
+    text = term.getvalue()
+    assert "\repoch 2/5 [#####" in text and "10/40  12,345 samples/s  loss 3.2500" in text
+    assert text.endswith("40/40  12,000 samples/s  loss 3.0000  val_loss 2.9000\n")
+    assert not Progress(stream=io.StringIO()).due()  # not a terminal: only the epoch lines
+
+    out = io.StringIO()
+    model = make_model()
+    genlatent.Trainer(epochs=2, device="cpu", out_dir=tmp_path, progress=False,
+                      callbacks=[PrintMetrics(stream=out)]).fit(
+        model, [{"x": torch.ones(4, DIM)}], val=[{"x": torch.zeros(4, DIM)}])
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("epoch 2  step 2  train_loss ")
+    assert "val_loss" in lines[1] and "samples/s" in lines[1]
