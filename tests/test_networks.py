@@ -43,8 +43,12 @@ PAIRINGS = [
     ("image28", "cnn", "mlp"),
     ("image28", "mlp", "cnn"),
     ("lattice32", "cnn", "cnn"),
+    ("lattice32", "mlp", "cnn"),
+    ("lattice32", "cnn", "mlp"),
     ("spectra500", "cnn", "cnn"),
     ("spectra500", "mlp", "cnn"),
+    ("spectra500", "cnn", "mlp"),
+    ("spectra500", "mlp", "mlp"),
     ("odd27x33", "cnn", "cnn"),
     ("tokens24", "gru", "gru"),
 ]
