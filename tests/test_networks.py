@@ -340,20 +340,34 @@ def test_gru_generates_valid_sequences(condition):
 
 
 def test_gru_teacher_forcing_matches_generation():
-    """Teacher forcing on a greedily generated sequence predicts that same sequence: the
-    <bos> shift and the z conditioning are the same in both paths."""
+    """Teacher forcing on a generated sequence gives, at every position, the logits that the
+    step-by-step decoder produced: the <bos> shift and the z conditioning agree."""
     data = DATA["tokens24"]
     decoder = GRUDecoder(data, LATENT, data.vocab_size, embedding_dim=8, hidden_size=16).eval()
     z = torch.randn(16, LATENT)
     tokens, lengths = decoder.generate(z, greedy=True)
-    logits = decoder(z, tokens, lengths)
-    logits[:, [PAD_ID, BOS_ID, UNK_ID]] = -torch.inf
-    predicted = logits.argmax(1)
+    with torch.no_grad():
+        forced = decoder(z, tokens, lengths)
+        h = decoder.initial_state(z)
+        previous = torch.full((16,), BOS_ID)
+        for t in range(data.max_length):
+            logits, h = decoder.step(previous, z, h)
+            assert torch.allclose(logits, forced[:, :, t], atol=1e-5), t
+            previous = tokens[:, t]
+    forced[:, [PAD_ID, BOS_ID, UNK_ID]] = -torch.inf
+    predicted = forced.argmax(1)
     for i, length in enumerate(lengths.tolist()):
         if length < data.max_length:  # a forced final <eos> is not the model's choice
             assert torch.equal(predicted[i, :length], tokens[i, :length])
     free = decoder(z)  # no x: greedy free-running logits
     assert free.shape == (16, data.vocab_size, data.max_length)
+    assert torch.equal(_masked_argmax(free)[:, 0], tokens[:, 0])
+
+
+def _masked_argmax(logits: torch.Tensor) -> torch.Tensor:
+    logits = logits.clone()
+    logits[:, [PAD_ID, BOS_ID, UNK_ID]] = -torch.inf
+    return logits.argmax(1)
 
 
 def test_gru_sampling_temperature():
