@@ -172,6 +172,7 @@ def test_training_steps_lower_the_loss(data_key, enc, dec):
         {"upsample": "linear", "norm": "layer"},
         {"padding_mode": "circular", "norm": "batch"},
         {"padding_mode": "reflect"},
+        {"hidden": [32, 16], "dropout": 0.1, "activation": "elu"},
     ],
 )
 def test_cnn_any_size(shape, params):
