@@ -156,13 +156,13 @@ def plot_codes(path: Path, codes: np.ndarray, labels: np.ndarray, names: list[st
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sci.common_flags(parser, epochs=10, minutes=8.0)
-    parser.add_argument("--cnn-epochs", type=int, default=3, help="epochs of the CNN VAE")
+    sci.common_flags(parser, epochs=5, minutes=8.0)
+    parser.add_argument("--cnn-epochs", type=int, default=2, help="epochs of the CNN VAE")
     parser.add_argument("--data", default=str(sci.ROOT / "runs" / "science"))
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--latent-dim", type=int, default=20)
     parser.add_argument("--iwae-n", type=int, default=1000, help="test images scored by IWAE")
-    parser.add_argument("--iwae-n-cnn", type=int, default=300, help="the same, for the CNN")
+    parser.add_argument("--iwae-n-cnn", type=int, default=200, help="the same, for the CNN")
     parser.add_argument("--k", type=int, default=1000, help="IWAE importance samples")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
