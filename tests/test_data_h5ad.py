@@ -68,6 +68,12 @@ def write_h5ad(path, x, sparse: bool, fmt: str = "csr"):
         obs["n_counts"] = x.sum(axis=1)
         obs["n_counts"].attrs["encoding-type"] = "array"
         obs["n_counts"].attrs["encoding-version"] = "0.2.0"
+        strings(obs, "donor", ["d2", "d1"] * (N_OBS // 2))
+        nullable = obs.create_group("n_genes")
+        nullable.attrs["encoding-type"] = "nullable-integer"
+        nullable.attrs["encoding-version"] = "0.1.0"
+        nullable["values"] = np.arange(N_OBS)
+        nullable["mask"] = np.arange(N_OBS) == 4
         var = f.create_group("var")
         var.attrs["encoding-type"] = "dataframe"
         var.attrs["encoding-version"] = "0.2.0"
@@ -99,6 +105,16 @@ def test_h5ad_loads_rows_and_obs(tmp_path, sparse):
     assert torch.equal(mem.read([3, 10, 0])["x"], torch.from_numpy(x[[3, 10, 0]]))
 
 
+def test_h5ad_string_and_nullable_obs_columns(tmp_path):
+    path = write_h5ad(tmp_path / "cells.h5ad", counts_matrix(), sparse=True)
+    ds = H5adDataset(path, labels=["donor", "n_genes"])
+    assert ds.label_categories["donor"] == ["d1", "d2"]
+    batch = ds.read([0, 1, 4])
+    assert batch["labels"]["donor"].tolist() == [1, 0, 1]
+    genes = batch["labels"]["n_genes"]
+    assert genes[:2].tolist() == [0.0, 1.0] and torch.isnan(genes[2])  # masked = missing
+
+
 def test_h5ad_float_normalised_is_vectors(tmp_path):
     x = counts_matrix() / 3.0
     ds = H5adDataset(write_h5ad(tmp_path / "norm.h5ad", x, sparse=True))
@@ -110,7 +126,9 @@ def test_h5ad_csc_and_missing_obs_column(tmp_path):
     x = counts_matrix()
     with pytest.raises(DataError, match="CSC .* save it as CSR"):
         H5adDataset(write_h5ad(tmp_path / "csc.h5ad", x, sparse=True, fmt="csc"))
-    with pytest.raises(DataError, match="no obs column 'batch'; obs columns: cell_type, n_counts"):
+    with pytest.raises(
+        DataError, match="no obs column 'batch'; obs columns: cell_type, donor, n_counts, n_genes"
+    ):
         H5adDataset(write_h5ad(tmp_path / "ok.h5ad", x, sparse=False), labels="batch")
     with pytest.raises(DataError, match="no 'layers/raw'"):
         H5adDataset(tmp_path / "ok.h5ad", key="layers/raw")
