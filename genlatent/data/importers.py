@@ -82,15 +82,7 @@ def write_h5(
             f.attrs["labels"] = json.dumps(list(labels or {}))
             for key, value in (root_attrs or {}).items():
                 f.attrs[key] = _attr(value)
-    _default_permissions(out)
     return out
-
-
-def _default_permissions(path: Path) -> None:
-    """Give ``path`` the mode a plain ``open`` would (temp files start private, 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
 
 
 def _attr(value: Any) -> Any:
