@@ -438,3 +438,20 @@ def test_progress_line_and_print_metrics(tmp_path: Path) -> None:
     lines = out.getvalue().splitlines()
     assert len(lines) == 2 and lines[1].startswith("epoch 2  step 2  train_loss ")
     assert "val_loss" in lines[1] and "samples/s" in lines[1]
+
+
+def test_resume_refuses_a_tampered_checkpoint_and_warns_on_changed_order(
+    tmp_path: Path, data_file: Path
+) -> None:
+    options = dict(epochs=1, device="cpu", out_dir=tmp_path, progress=False)
+    genlatent.Trainer(batch_size=64, **options).fit(make_model(), dataset(data_file))
+    with pytest.warns(UserWarning, match="batch_size 64 -> 32"):
+        genlatent.Trainer(batch_size=32, resume=True, **options).fit(
+            make_model(), dataset(data_file))
+    path, _ = latest_checkpoint(tmp_path)
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(genlatent.CheckpointError, match="checksum does not match"):
+        genlatent.Trainer(batch_size=32, resume=True, **options).fit(
+            make_model(), dataset(data_file))
