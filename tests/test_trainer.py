@@ -354,28 +354,42 @@ def test_early_stopping_and_named_callbacks(tmp_path: Path) -> None:
 DDP_SCRIPT = """
 import os, sys
 data = genlatent.H5Dataset(sys.argv[1], "x")
-model = make_model(seed=int(os.environ["RANK"]))  # DDP must make the ranks agree
-trainer = genlatent.Trainer(epochs=2, batch_size=32, device="cpu", out_dir=sys.argv[2],
-                            progress=False)
-out = trainer.fit(model, data)
-torch.save(model.state_dict(), os.path.join(sys.argv[3], f"rank{os.environ['RANK']}.pt"))
+rank, out, weights = int(os.environ["RANK"]), sys.argv[2], sys.argv[3]
+options = dict(batch_size=32, device="cpu", progress=False)
+
+def fit(run, seed, **more):
+    model = make_model(seed=seed)  # a different start on every rank: DDP must make them agree
+    genlatent.Trainer(out_dir=os.path.join(out, run), **options, **more).fit(model, data)
+    return model
+
+straight = fit("straight", rank, epochs=2)
+fit("cut", rank, epochs=None, max_steps=3)  # stopped mid-epoch 1, then resumed
+resumed = fit("cut", 100 + rank, epochs=2, resume=True)
+torch.save(straight.state_dict(), os.path.join(weights, f"straight{rank}.pt"))
+torch.save(resumed.state_dict(), os.path.join(weights, f"resumed{rank}.pt"))
 """
 
 
-def test_two_process_gloo_ddp_ranks_agree(tmp_path: Path, data_file: Path) -> None:
+def test_two_process_gloo_ddp_ranks_agree_and_resume(tmp_path: Path, data_file: Path) -> None:
     run, weights = tmp_path / "run", tmp_path / "weights"
     weights.mkdir()
     launcher = ["-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone"]
     proc = run_script(tmp_path, DDP_SCRIPT, str(data_file), str(run), str(weights),
                       launcher=launcher, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rank0 = torch.load(weights / "rank0.pt", weights_only=True)
-    rank1 = torch.load(weights / "rank1.pt", weights_only=True)
-    assert_same_weights(rank0, rank1)
-    records = read_metrics(run)
-    # each rank runs 4 batches of its 128-row shard; metrics cover all 256 rows
+    load = {name: torch.load(weights / f"{name}.pt", weights_only=True)
+            for name in ("straight0", "straight1", "resumed0", "resumed1")}
+    assert_same_weights(load["straight0"], load["straight1"])
+    # each rank ran 4 batches of its 128-row shard per epoch; metrics cover all 256 rows
+    records = read_metrics(run / "straight")
     assert [r["step"] for r in records] == [4, 8] and records[-1]["world_size"] == 2
-    assert_same_weights(state_of(genlatent.load(run / "model")), rank0)
+    assert_same_weights(state_of(genlatent.load(run / "straight" / "model")), load["straight0"])
+    # per-rank RNG states and sampler positions: the resumed run ends where the straight one did
+    assert_same_weights(load["resumed0"], load["straight0"])
+    assert_same_weights(load["resumed1"], load["straight0"])
+    drop = ("samples_per_s", "time", "elapsed")
+    assert [{k: v for k, v in r.items() if k not in drop} for r in read_metrics(run / "cut")] == [
+        {k: v for k, v in r.items() if k not in drop} for r in records]
 
 
 # --------------------------------------------------------------------------- options

@@ -7,6 +7,7 @@ over NCCL on GPUs and Gloo on CPUs; each reads its own shard of the data; rank 0
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -51,12 +52,14 @@ def setup(device_type: str) -> DistInfo:
     if device_type == "cuda":
         torch.cuda.set_device(local_rank)
     dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
+    # The group stays up for later fits in this process (joining torchrun's rendezvous a second
+    # time would hang) and is left at exit.
+    atexit.register(_leave)
     return DistInfo(rank, world_size, local_rank, True)
 
 
-def teardown(info: DistInfo) -> None:
-    """Leave the process group if :func:`setup` joined it."""
-    if info.initialised_here and dist.is_initialized():
+def _leave() -> None:
+    if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
 

@@ -304,7 +304,6 @@ class Trainer:
             torch.distributions.Distribution.set_default_validate_args(validate)
             if lock is not None:
                 lock.release()
-            ddp.teardown(self.dist)
 
     # ------------------------------------------------------------------ setup
 
@@ -456,6 +455,7 @@ class Trainer:
                 self._tb.close()
         for cb in self.callbacks:
             cb.on_fit_end(self)
+        ddp.barrier(self.dist)  # every rank leaves once rank 0 has written the model
         return record
 
     def _done(self) -> bool:
@@ -471,7 +471,7 @@ class Trainer:
         partial: dict[str, Any] | None = None
         if resume is not None:
             start_batch = int(resume["position"]["batch"])
-            partial = resume.get("partial")
+            partial = self._own_partial(resume.get("partial"))
             if start_batch == 0:
                 self._restore_rank_rng(resume["rng"])
         t_fit = time.perf_counter()
@@ -792,6 +792,7 @@ class Trainer:
         if not self._weights_finite():
             raise TrainingError(self._divergence_message(self.step, "non-finite weights"))
         rng = ddp.gather_objects(capture_rng(), self.dist)
+        partials = ddp.gather_objects(partial, self.dist) if batch else None
         rng_start = ddp.gather_objects(self._epoch_rng_start if batch else None, self.dist)
         if not self.is_main:
             return
@@ -803,7 +804,7 @@ class Trainer:
             "position": {"epoch": self.epoch, "batch": batch, "step": self.step},
             "rng": rng,
             "rng_epoch_start": rng_start if batch else None,
-            "partial": partial,
+            "partial": partials,
             "history": self.history,
             "callbacks": [
                 {"class": type(cb).__name__, "state": cb.state_dict()} for cb in self.callbacks
@@ -815,6 +816,27 @@ class Trainer:
             "model_spec": json.dumps(getattr(self.model, "spec", {}) or {}),
         }
         save_checkpoint(self.out_dir, state, keep=self.keep_checkpoints)
+
+    def _own_partial(self, partials: Any) -> dict[str, Any] | None:
+        """This rank's metric sums of the interrupted epoch (from the per-rank list saved).
+
+        With another number of ranks than at save time, rank 0 takes the sums of all and the
+        others start from zero, so the epoch's totals stay exact.
+        """
+        if not partials or partials[0] is None:
+            return None
+        if len(partials) == self.dist.world_size:
+            return partials[self.dist.rank]
+        first = partials[0]
+        if self.dist.rank != 0:
+            return {"keys": first["keys"], "sums": torch.zeros_like(first["sums"]),
+                    "samples": 0, "seconds": 0.0}
+        return {
+            "keys": first["keys"],
+            "sums": torch.stack([p["sums"] for p in partials]).sum(0),
+            "samples": sum(int(p["samples"]) for p in partials),
+            "seconds": max(float(p["seconds"]) for p in partials),
+        }
 
     def _restore_rank_rng(self, states: Any) -> None:
         if not states:
