@@ -168,6 +168,8 @@ class Trainer:
         callbacks: :class:`~.callbacks.Callback` instances or registered names.
         check_every: steps between non-finite checks / metric syncs (>= 1).
         shuffle: shuffle the training data (loaders made from datasets only).
+        num_workers: reader processes for datasets streamed from disk (in-memory ones are
+            read in-process).
         validate_distributions: keep torch/Pyro distribution argument checks on during the fit
             (off by default: each check is a device sync; the trainer checks for non-finite
             values itself).
@@ -201,6 +203,7 @@ class Trainer:
         callbacks: Sequence[Callback | str | dict[str, Any]] = (),
         check_every: int = 50,
         shuffle: bool = True,
+        num_workers: int = 0,
         validate_distributions: bool = False,
     ) -> None:
         if epochs is None and max_steps is None:
@@ -239,6 +242,9 @@ class Trainer:
         self.show_progress, self.tensorboard = bool(progress), tensorboard
         self.check_every, self.shuffle = check_every, bool(shuffle)
         self.validate_distributions = bool(validate_distributions)
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise TrainingError(f"num_workers must be an integer >= 0, got {num_workers!r}")
+        self.num_workers = num_workers
         self.callbacks: list[Callback] = [make_callback(c) for c in callbacks]
         if patience is not None:
             self.callbacks.insert(0, EarlyStopping(patience=patience))
@@ -272,7 +278,8 @@ class Trainer:
             "scheduler": self.scheduler_name, "scheduler_options": self.scheduler_options,
             "grad_clip": self.grad_clip, "patience": self.patience, "seed": self.seed,
             "checkpoint_every": self.checkpoint_every, "check_every": self.check_every,
-            "shuffle": self.shuffle, "world_size": self.dist.world_size,
+            "shuffle": self.shuffle, "num_workers": self.num_workers,
+            "world_size": self.dist.world_size,
         }
 
     def fit(self, model: nn.Module, train: Any, val: Any | None = None) -> dict[str, Any]:
@@ -352,6 +359,7 @@ class Trainer:
                 rank=self.dist.rank,
                 world_size=self.dist.world_size,
                 drop_last=False,
+                num_workers=self.num_workers,
             )
         if not isinstance(data, Iterable):
             raise TrainingError(
