@@ -6,14 +6,14 @@ import math
 
 import pyro.distributions as dist
 import torch
-
-from genlatent.data.spec import DataSpec
 from genlatent_example.parts import (
     ContinuousBernoulliLikelihood,
     LinearDecoder,
     LinearEncoder,
     StudentTPrior,
 )
+
+from genlatent.data.spec import DataSpec
 
 
 def test_student_t_prior_matches_its_density() -> None:
