@@ -80,7 +80,16 @@ def run_script(tmp_path: Path, body: str, *args: str, launcher: list[str] | None
     script.write_text(SETUP + textwrap.dedent(body))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, *(launcher or []), str(script), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    # A session of its own, so that on a time-out torchrun's workers are killed with it.
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=env, start_new_session=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            pytest.fail(f"{script.name} timed out after {timeout} s: {err[-2000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 # --------------------------------------------------------------------------- basic fit
