@@ -64,6 +64,7 @@ def import_group() -> None:
     \b
     Formats:
       npy / npz   a NumPy array (.npy) or an array of a .npz archive, with 1-D labels
+                  (also as "numpy")
       smiles      SMILES strings from a CSV (a "smiles" column) or text file, tokenized
       idx         MNIST / Fashion-MNIST IDX image (and label) files, gzipped or not
     """
@@ -222,6 +223,7 @@ def import_idx(
 
 import_group.add_command(import_npy, "npy")
 import_group.add_command(import_npy, "npz")
+import_group.add_command(import_npy, "numpy")
 import_group.add_command(import_smiles)
 import_group.add_command(import_idx)
 
