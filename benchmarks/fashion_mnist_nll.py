@@ -133,7 +133,7 @@ def plot_codes(path: Path, codes: np.ndarray, labels: np.ndarray, names: list[st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from genlatent.atomic import atomic_path
+    from genlatent.analysis.plots import save_figure
 
     centred = codes - codes.mean(0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
@@ -149,9 +149,7 @@ def plot_codes(path: Path, codes: np.ndarray, labels: np.ndarray, names: list[st
     )
     ax.legend(markerscale=5, fontsize=7)
     fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def main(argv: list[str] | None = None) -> int:

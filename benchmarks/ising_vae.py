@@ -153,7 +153,7 @@ def plot(path: Path, r: dict, t: np.ndarray, m: np.ndarray) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from genlatent.atomic import atomic_path
+    from genlatent.analysis.plots import save_figure
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     jitter = np.random.default_rng(0).normal(0, 0.01, len(t))
@@ -178,9 +178,7 @@ def plot(path: Path, r: dict, t: np.ndarray, m: np.ndarray) -> None:
         )
         ax.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def main(argv: list[str] | None = None) -> int:
