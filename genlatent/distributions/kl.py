@@ -26,7 +26,13 @@ from torch.distributions import Distribution, Independent
 from torch.distributions import kl as torch_kl
 from torch.distributions.kl import register_kl
 
-__all__ = ["kl_divergence", "kl_method", "monte_carlo_kl", "register_kl"]
+__all__ = [
+    "kl_divergence",
+    "kl_divergence_and_method",
+    "kl_method",
+    "monte_carlo_kl",
+    "register_kl",
+]
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +99,11 @@ def monte_carlo_kl(q: Distribution, p: Distribution, num_samples: int = 1) -> Te
     return (q.log_prob(z) - p.log_prob(z)).mean(0)
 
 
-def kl_divergence(q: Distribution, p: Distribution, num_samples: int = 1) -> Tensor:
-    """KL(q || p) with q's batch shape: closed form when registered, else Monte-Carlo.
-
-    ``num_samples`` is the number of draws of the Monte-Carlo estimate (unused by closed
-    forms). The method is logged once per pair of types; see :func:`kl_method`.
-    """
+def kl_divergence_and_method(
+    q: Distribution, p: Distribution, num_samples: int = 1
+) -> tuple[Tensor, KLMethod]:
+    """:func:`kl_divergence` and the method it actually used (a registered closed form that
+    raises falls back to Monte-Carlo), decided once."""
     method = kl_method(q, p)
     if method == "analytic":
         try:
@@ -108,9 +113,18 @@ def kl_divergence(q: Distribution, p: Distribution, num_samples: int = 1) -> Ten
             method = "monte_carlo"
         else:
             _log_choice(q, p, method)
-            return kl
+            return kl, method
     _log_choice(q, p, method)
-    return monte_carlo_kl(q, p, num_samples)
+    return monte_carlo_kl(q, p, num_samples), method
+
+
+def kl_divergence(q: Distribution, p: Distribution, num_samples: int = 1) -> Tensor:
+    """KL(q || p) with q's batch shape: closed form when registered, else Monte-Carlo.
+
+    ``num_samples`` is the number of draws of the Monte-Carlo estimate (unused by closed
+    forms). The method is logged once per pair of types; see :func:`kl_method`.
+    """
+    return kl_divergence_and_method(q, p, num_samples)[0]
 
 
 def _standard_normal_kl(loc: Tensor, scale: Tensor) -> Tensor:

@@ -21,7 +21,7 @@ from torch.distributions import Distribution
 
 from .. import registry
 from ..data.spec import DataSpec
-from ..distributions.kl import kl_divergence, kl_method
+from ..distributions.kl import kl_divergence_and_method, kl_method
 from ..errors import SpecError
 from ..parts import Decoder, Encoder, Likelihood, Posterior, Prior
 from .base import LatentModel
@@ -108,8 +108,7 @@ class VAE(LatentModel):
         q = self.encode(x, lengths)
         p = self.prior()
         reconstruction = self.reconstruction_nll(q.rsample(), x, lengths)
-        kl = kl_divergence(q, p, num_samples=self.kl_samples)
-        self._last_kl_method = kl_method(q, p)
+        kl, self._last_kl_method = kl_divergence_and_method(q, p, num_samples=self.kl_samples)
         neg_elbo = reconstruction + kl
         return {"reconstruction": reconstruction, "kl": kl, "neg_elbo": neg_elbo, "elbo": -neg_elbo}
 
