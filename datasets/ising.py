@@ -35,14 +35,11 @@ Command line::
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 TC = 2.0 / math.log(1.0 + math.sqrt(2.0))  # Onsager: 2.26918...
@@ -185,39 +182,32 @@ def simulate(
 
 
 def write_h5(path: str | Path, result: dict[str, np.ndarray], *, seed: int, **attrs) -> Path:
-    """Write ``result`` (from :func:`simulate`) atomically, rows shuffled with ``seed``."""
-    from genlatent.atomic import atomic_path
+    """Write ``result`` (from :func:`simulate`) atomically in genlatent's training-file layout
+    (through :func:`genlatent.data.importers.write_h5`), rows shuffled with ``seed + 1``."""
+    from genlatent.data.importers import write_h5 as write_training_file
 
     spins = result["spins"]
-    n, size, _ = spins.shape
-    order = np.random.default_rng(seed + 1).permutation(n)
-    x = ((spins[order] + 1) // 2).astype(np.uint8)[:, None]
-    path = Path(path)
-    with atomic_path(path, suffix=".h5") as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("x", data=x)
-            # genlatent's HDF5 layout (genlatent.data.importers): kind and scale on x, label
-            # names on the root. scale 1: the {0, 1} spins are read as they are.
-            f["x"].attrs["kind"] = "grids"
-            f["x"].attrs["scale"] = 1.0
-            for key in LABELS:
-                f.create_dataset(key, data=np.asarray(result[key])[order])
-            f.attrs["genlatent_format"] = 1
-            f.attrs["shuffled"] = True
-            f.attrs["labels"] = json.dumps(list(LABELS))
-            f.attrs["source"] = "datasets/ising.py"
-            f.attrs["L"] = size
-            f.attrs["seed"] = seed
-            f.attrs["sweeps"] = int(result["sweeps"])
-            f.attrs["spin_encoding"] = SPIN_ENCODING
-            f.attrs["generator"] = "genlatent datasets/ising.py: Swendsen-Wang + Metropolis"
-            f.attrs["temperatures"] = np.unique(result["temperature"]).astype(np.float64)
-            for key, value in attrs.items():
-                f.attrs[key] = value
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a data file should be readable
-    return path
+    size = spins.shape[1]
+    x = ((spins + 1) // 2).astype(np.uint8)[:, None]
+    return write_training_file(
+        path,
+        x,
+        labels={key: np.asarray(result[key]) for key in LABELS},
+        # scale 1: the {0, 1} spins are read as they are
+        attrs={"kind": "grids", "scale": 1.0},
+        root_attrs={
+            "source": "datasets/ising.py",
+            "L": size,
+            "seed": seed,
+            "sweeps": int(result["sweeps"]),
+            "spin_encoding": SPIN_ENCODING,
+            "generator": "genlatent datasets/ising.py: Swendsen-Wang + Metropolis",
+            "temperatures": np.unique(result["temperature"]).astype(np.float64),
+            **attrs,
+        },
+        shuffle=True,
+        seed=seed + 1,
+    )
 
 
 # ----------------------------------------------------------------------------- exact results
