@@ -53,11 +53,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.out:
         source = args.source or moses_data_dir()
         train = import_smiles(source / "train.csv.gz", args.out / "moses_train.h5", seed=args.seed)
-        vocab = H5Dataset(train, check=False).spec.vocab
-        max_length = H5Dataset(train, check=False).spec.max_length
+        spec = H5Dataset(train, check=False).spec
         test = import_smiles(
-            source / "test.csv.gz", args.out / "moses_test.h5", vocab=vocab,
-            max_length=max_length, allow_unknown=True, seed=args.seed,
+            source / "test.csv.gz", args.out / "moses_test.h5", vocab=spec.vocab,
+            max_length=spec.max_length, allow_unknown=True, seed=args.seed,
         )  # fmt: skip
         written += [train, test]
     if args.samples:
