@@ -142,7 +142,7 @@ class Registry(Generic[T]):
         if close:
             msg += f"; did you mean {close[0]!r}?"
         msg += f" Known: {', '.join(known) if known else '(none)'}"
-        failed = [p for p in _plugin_errors]
+        failed = list(_plugin_errors)
         if failed:
             msg += f" (plugins that failed to load: {', '.join(failed)})"
         return msg
