@@ -37,3 +37,16 @@ class CheckpointError(GenlatentError):
 
 class TrainingError(GenlatentError):
     """Training could not go on: non-finite loss or gradient, run folder in use, ..."""
+
+
+class TrainingInterrupted(TrainingError):
+    """Training stopped at a safe point on request (Ctrl-C / SIGINT / SIGTERM).
+
+    ``checkpoint`` is the checkpoint file kept (``None`` when nothing was trained yet),
+    ``epoch`` and ``step`` where the run stopped, ``out_dir`` the run folder.
+    """
+
+    def __init__(self, message: str, *, out_dir: str | None = None,
+                 checkpoint: str | None = None, epoch: int = 0, step: int = 0) -> None:
+        super().__init__(message)
+        self.out_dir, self.checkpoint, self.epoch, self.step = out_dir, checkpoint, epoch, step

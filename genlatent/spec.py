@@ -136,8 +136,24 @@ def _check_kinds(field: str, name: str, obj: Any, data: DataSpec) -> None:
         )
 
 
-def build(spec: dict[str, Any]) -> LatentModel:
-    """Make a model, with fresh weights, from a spec (see the module docstring)."""
+def build(spec: dict[str, Any], *, seed: int | None = None) -> LatentModel:
+    """Make a model, with fresh weights, from a spec (see the module docstring).
+
+    With ``seed`` the weights are drawn from a torch generator seeded with it (inside
+    ``torch.random.fork_rng``, so the caller's RNG state is untouched): the same spec and
+    seed give bit-identical weights on the same machine. Without it they come from the
+    global RNG, as ``torch.nn`` layers do.
+    """
+    if seed is None:
+        return _build(spec)
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return _build(spec)
+
+
+def _build(spec: dict[str, Any]) -> LatentModel:
     spec = normalize_spec(spec)
     data = DataSpec.from_dict(spec["data"])
     model_cls = registry.get_part("models", spec["model"])
