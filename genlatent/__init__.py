@@ -7,6 +7,9 @@ Quick use::
     model.save("run/model")
     same = genlatent.load("run/model")
 
+    run = genlatent.train(data="data.h5", out="runs/a", epochs=5, seed=1)   # as `genlatent train`
+    run = genlatent.load_run("runs/a")          # .model, .config, .metrics, .encode(), .sample()
+
 Heavy imports (torch, pyro, h5py) happen on first use of an attribute, so ``import genlatent``
 is fast; parts are discovered, plugins included, on the first registry lookup.
 """
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
     from .data import H5Dataset
     from .data.spec import DataSpec
     from .distributions.kl import kl_divergence
+    from .runs import Run, load_run, train
     from .serialization import load_model as load
     from .spec import build, normalize_spec, part
     from .training.trainer import Trainer
@@ -42,6 +46,9 @@ _LAZY = {
     "load": ("genlatent.serialization", "load_model"),
     "kl_divergence": ("genlatent.distributions.kl", "kl_divergence"),
     "Trainer": ("genlatent.training.trainer", "Trainer"),
+    "train": ("genlatent.runs", "train"),
+    "load_run": ("genlatent.runs", "load_run"),
+    "Run": ("genlatent.runs", "Run"),
     "H5Dataset": ("genlatent.data", "H5Dataset"),
     "DataSpec": ("genlatent.data.spec", "DataSpec"),
 }
@@ -62,6 +69,9 @@ __all__ = [
     "load",
     "kl_divergence",
     "Trainer",
+    "train",
+    "load_run",
+    "Run",
     "H5Dataset",
     "DataSpec",
 ]

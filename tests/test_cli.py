@@ -172,7 +172,7 @@ def test_train_config_file_then_set_then_flags(data_dir, tmp_path) -> None:
                     "--set", "train.lr=0.1", "--lr", "0.2", "--latent-dim", "6",
                     "--out", tmp_path / "run", "--print-config")
     resolved = json.loads(result.stdout)
-    assert resolved["config"]["train"] == {"epochs": 4, "lr": 0.2}
+    assert resolved["config"]["train"] == {"epochs": 4, "lr": 0.2, "seed": 0}  # seed recorded
     assert resolved["spec"]["latent_dim"] == 6
     assert resolved["spec"]["prior"] == {"name": "mixture", "params": {"components": 4}}
     assert resolved["spec"]["encoder"] == {"name": "mlp", "params": {"hidden": [7]}}

@@ -1,4 +1,4 @@
-"""The train command's config: TOML/JSON files, --set assignments, flags, precedence."""
+"""The run config (genlatent.config): TOML/JSON files, --set assignments, flags, precedence."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from genlatent.cli import config as cfg
+from genlatent import config as cfg
 from genlatent.errors import GenlatentError
 
 GRIDS = {"kind": "grids", "shape": [1, 8, 8]}
@@ -95,11 +95,12 @@ def test_flags_win_over_file_and_renaming_a_part_drops_its_params() -> None:
         "run.toml",
     )
     config, notes = cfg.apply_flags(
-        config, {"encoder": "cnn", "latent_dim": 9, "train": {"epochs": 5, "lr": None}}
+        config, {"encoder": "cnn", "latent_dim": 9, "epochs": 5, "lr": None, "key": "images"}
     )
     assert config["encoder"] == {"name": "cnn", "params": {}}
     assert config["latent_dim"] == 9
     assert config["train"] == {"epochs": 5}
+    assert config["data"]["key"] == "images"
     assert len(notes) == 1 and "dropped" in notes[0]
     same, notes = cfg.apply_flags(
         cfg.merge_file(cfg.default_config(), {"encoder": {"name": "mlp", "hidden": [64]}}, "f"),
@@ -115,3 +116,23 @@ def test_model_spec_fills_default_part_names_for_nameless_params() -> None:
     assert spec["encoder"]["name"] == "mlp"
     spec = cfg.model_spec(cfg.default_config(), GRIDS)
     assert spec["encoder"]["name"] == "cnn" and spec["likelihood"]["name"] == "bernoulli"
+
+
+def test_resolve_config_layers_base_file_set_flags(tmp_path) -> None:
+    base = tmp_path / "config.json"
+    base.write_text(json.dumps({"latent_dim": 3, "train": {"epochs": 2, "lr": 0.01},
+                                "data": {"path": "a.h5"}}))
+    toml = tmp_path / "run.toml"
+    toml.write_text("[train]\nepochs = 4\nbatch_size = 8\n")
+    config, notes = cfg.resolve_config(
+        toml, base=base, assignments=["train.epochs=6", "train.batch_size=16"],
+        flags={"epochs": 9, "seed": None, "path": "b.h5"},
+    )
+    assert config["train"] == {"epochs": 9, "lr": 0.01, "batch_size": 16}
+    assert config["latent_dim"] == 3 and config["data"]["path"] == "b.h5" and notes == []
+    same, _ = cfg.resolve_config({"latent_dim": 3, "train": {"epochs": 9, "lr": 0.01,
+                                                             "batch_size": 16},
+                                  "data": {"path": "b.h5"}})
+    assert same == config  # a mapping is layered exactly like a file
+    with pytest.raises(GenlatentError, match="takes a single value"):
+        cfg.resolve_config(flags={"objective": 1})

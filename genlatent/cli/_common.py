@@ -92,6 +92,13 @@ def default_key(run: str) -> str | None:
     return None
 
 
+def seeded(seed: int, device: Any = None) -> Any:
+    """A block with every RNG seeded, the caller's states restored (see genlatent.runs)."""
+    from ..runs import seeded as run_seeded
+
+    return run_seeded(seed, device)
+
+
 def open_dataset(path: str, key: str | None, labels: bool | str | None = None) -> Any:
     """An HDF5 (or ``.h5ad``) dataset; ``labels=True`` loads every aligned 1-D dataset."""
     from ..data import open_dataset as open_data

@@ -14,6 +14,7 @@ from ._common import (
     open_dataset,
     progress,
     run_argument,
+    seeded,
 )
 
 
@@ -65,20 +66,19 @@ def evaluate_command(
       genlatent evaluate runs/quick datasets/samples/fashion_mnist_test_500.h5
       genlatent evaluate runs/quick test.h5 --iwae-samples 1000 --json
     """
-    import torch
-
     from ..analysis.inference import evaluate
 
     model = load_model(run, device)
     dataset = open_dataset(data, key or default_key(run))
-    torch.manual_seed(seed)
     progress(
         f"evaluating on {len(dataset)} examples of {dataset.where}"
         + (f" (IWAE with K={iwae_samples})" if iwae_samples else "")
     )
-    result = evaluate(
-        model, dataset, iwae_samples=iwae_samples, batch_size=batch_size, device=model.device
-    )
+    with seeded(seed, model.device):  # Monte-Carlo estimates: the same seed, the same numbers
+        result = evaluate(
+            model, dataset, iwae_samples=iwae_samples, batch_size=batch_size, device=model.device
+        )
+    result["seed"] = seed
     result["data"] = str(data)
     result["key"] = dataset.key
     if as_json:

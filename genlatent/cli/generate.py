@@ -19,6 +19,7 @@ from ._common import (
     open_dataset,
     progress,
     run_argument,
+    seeded,
 )
 
 _OUT = click.option(
@@ -28,7 +29,11 @@ _OUT = click.option(
     help="HDF5 file to write (replaced atomically).",
 )
 _SEED = click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed for the random draws."
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of every random draw: the same command gives the same file.",
 )
 
 
@@ -53,12 +58,14 @@ def _provenance(run: str, model: Any, **extra: Any) -> dict[str, Any]:
     return out
 
 
-def _seed(seed: int) -> None:
-    import numpy as np
-    import torch
+def _tokens(model: Any) -> bool:
+    return model.data.kind == "tokens"
 
-    torch.manual_seed(seed)
-    np.random.seed(seed)
+
+def _keep_mean(model: Any, temperature: float, draw: bool) -> bool:
+    """Decode to the mean? Token data follow --temperature (0: greedy, else sampled at it);
+    other data take the likelihood's mean unless --draw."""
+    return temperature == 0 if _tokens(model) else not draw
 
 
 def _print_strings(arrays: dict[str, Any], limit: int = 10) -> None:
@@ -75,10 +82,11 @@ def _print_strings(arrays: dict[str, Any], limit: int = 10) -> None:
 @click.argument("data", type=click.Path(dir_okay=False))
 @_OUT
 @key_option
+@_SEED
 @batch_size_option()
 @device_option
 def encode_command(
-    run: str, data: str, out: str, key: str | None, batch_size: int, device: str
+    run: str, data: str, out: str, key: str | None, seed: int, batch_size: int, device: str
 ) -> None:
     """Encode every example of DATA with the model of RUN: posterior means and scales.
 
@@ -97,7 +105,8 @@ def encode_command(
     dataset = open_dataset(data, key or default_key(run), labels=True)
     inference.check_compatible(model, dataset)
     progress(f"encoding {len(dataset)} examples of {dataset.where}")
-    codes = inference.encode_dataset(model, dataset, batch_size, model.device)
+    with seeded(seed, model.device):  # posteriors without closed-form moments draw
+        codes = inference.encode_dataset(model, dataset, batch_size, model.device)
     arrays: dict[str, Any] = {"mean": (codes["mean"], {"kind": "vectors"})}
     if "scale" in codes:
         arrays["scale"] = codes["scale"]
@@ -114,13 +123,15 @@ def encode_command(
 @click.option(
     "--key", default=None, help="Dataset of codes (N, D) in CODES.  [default: mean, else z]"
 )
-@click.option("--draw", is_flag=True, help="Draw from the likelihood instead of taking its mean.")
+@click.option(
+    "--draw", is_flag=True, help="Non-token data: a draw from the likelihood instead of its mean."
+)
 @click.option(
     "--temperature",
     type=click.FloatRange(min=0.0),
     default=1.0,
     show_default=True,
-    help="Token data: sampling temperature (0: greedy).",
+    help="Token data: sampling temperature of the decoder (0: greedy).",
 )
 @_SEED
 @batch_size_option()
@@ -173,15 +184,19 @@ def decode_command(
             f"{codes}:{key}: expected codes of shape (N, {model.latent_dim}), got "
             f"{z.dtype} {list(z.shape)}"
         )
-    _seed(seed)
     progress(f"decoding {z.shape[0]} codes from {codes}:{key}")
-    result = inference.decode_codes(
-        model, z, batch_size=batch_size, temperature=temperature, mean=not draw
-    )
+    with seeded(seed, model.device):
+        result = inference.decode_codes(
+            model, z, batch_size=batch_size, temperature=temperature,
+            mean=_keep_mean(model, temperature, draw),
+        )
     arrays: dict[str, Any] = dict(h5out.data_arrays(model.data, result))
     arrays["z"] = z.astype(np.float32)
     arrays.update({k: v for k, v in carried.items() if k not in arrays})
-    h5out.write_h5(out, arrays, _provenance(run, model, source=codes, key=key))
+    h5out.write_h5(
+        out, arrays, _provenance(run, model, source=codes, key=key, seed=seed,
+                                 temperature=temperature if _tokens(model) else None)
+    )
     _summary(out, arrays)
     _print_strings(arrays)
 
@@ -198,10 +213,18 @@ def decode_command(
     default=None,
     help="Only the first N examples.  [default: all]",
 )
+@_SEED
 @batch_size_option()
 @device_option
 def reconstruct_command(
-    run: str, data: str, out: str, key: str | None, limit: int | None, batch_size: int, device: str
+    run: str,
+    data: str,
+    out: str,
+    key: str | None,
+    limit: int | None,
+    seed: int,
+    batch_size: int,
+    device: str,
 ) -> None:
     """Reconstruct examples of DATA: encode to the posterior mean, decode to the mean.
 
@@ -220,9 +243,10 @@ def reconstruct_command(
     inference.check_compatible(model, dataset)
     count = len(dataset) if limit is None else min(limit, len(dataset))
     progress(f"reconstructing {count} examples of {dataset.where}")
-    result = inference.reconstruct_dataset(
-        model, dataset, batch_size=batch_size, device=model.device, limit=limit
-    )
+    with seeded(seed, model.device):
+        result = inference.reconstruct_dataset(
+            model, dataset, batch_size=batch_size, device=model.device, limit=limit
+        )
     arrays: dict[str, Any] = dict(h5out.data_arrays(model.data, result))
     arrays["z"] = result["z"]
     arrays["index"] = result["index"]
@@ -266,23 +290,34 @@ def sample_command(
     first strings are printed.
 
     \b
+    Token data are sampled token by token at --temperature (1: the model's own
+    probabilities, lower: closer to the greedy decode, 0: greedy, one sequence per code);
+    other data give the decoder's mean at each code, or a draw from the likelihood (--draw).
+
+    \b
     Examples:
       genlatent sample runs/quick -n 64 --out runs/quick/samples.h5
       genlatent sample runs/smiles -n 100 --temperature 0.7 --out smiles.h5
+      genlatent sample runs/smiles -n 100 --temperature 0 --seed 3 --out greedy.h5
     """
     from ..analysis import h5out, inference
 
     model = load_model(run, device)
-    if model.data.kind != "tokens" and temperature != 1.0:
+    if not _tokens(model) and temperature != 1.0:
         progress("note: --temperature only applies to token data; ignored")
-    _seed(seed)
+    if _tokens(model) and draw:
+        progress("note: --draw only applies to non-token data; token data follow --temperature")
     progress(f"sampling {count} examples")
-    result = inference.sample_prior(
-        model, count, temperature=temperature, batch_size=batch_size, mean=not draw
-    )
+    with seeded(seed, model.device):
+        result = inference.sample_prior(
+            model, count, temperature=temperature, batch_size=batch_size,
+            mean=_keep_mean(model, temperature, draw),
+        )
     arrays: dict[str, Any] = dict(h5out.data_arrays(model.data, result))
     arrays["z"] = result["z"]
-    h5out.write_h5(out, arrays, _provenance(run, model, temperature=temperature, seed=seed))
+    h5out.write_h5(out, arrays, _provenance(
+        run, model, seed=seed, temperature=temperature if _tokens(model) else None, draw=draw
+    ))
     _summary(out, arrays)
     _print_strings(arrays)
 
@@ -367,12 +402,11 @@ def interpolate_command(
             raise DataError(f"{dataset.where}: needs at least 2 rows to interpolate")
         rng = np.random.default_rng(seed)
         ends = np.stack([rng.choice(n, size=2, replace=False) for _ in range(random_pairs)])
-    _seed(seed)
     rows = np.unique(ends.ravel())
     batch = dataset.read(rows)
     import torch
 
-    with torch.no_grad():
+    with torch.no_grad(), seeded(seed, model.device):
         x = batch["x"].to(model.device)
         lengths = batch.get("lengths")
         mean, _ = inference.posterior_moments(
@@ -385,12 +419,15 @@ def interpolate_command(
     z = inference.interpolate_codes(za, zb, steps, method).astype(np.float32)
     progress(f"decoding {len(ends)} paths of {steps} steps ({method})")
     flat = z.reshape(-1, model.latent_dim)
-    result = inference.decode_codes(model, flat, batch_size=batch_size)
+    with seeded(seed, model.device):
+        result = inference.decode_codes(model, flat, batch_size=batch_size)
     arrays: dict[str, Any] = dict(h5out.data_arrays(model.data, result))
     arrays["z"] = flat
     arrays["pair"] = np.repeat(np.arange(len(ends)), steps).astype(np.int64)
     arrays["t"] = np.tile(np.linspace(0.0, 1.0, steps), len(ends)).astype(np.float32)
-    attrs = _provenance(run, model, source=data, key=dataset.key, method=method, steps=steps)
+    attrs = _provenance(
+        run, model, source=data, key=dataset.key, method=method, steps=steps, seed=seed
+    )
     attrs["rows"] = ends.tolist()
     h5out.write_h5(out, arrays, attrs)
     _summary(out, arrays)

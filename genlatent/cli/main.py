@@ -14,12 +14,41 @@ from .._version import __version__
 from ..errors import GenlatentError
 
 
+class OneLineUsageError(click.ClickException):
+    """A usage error shown as one line ``Error: ... (see 'genlatent CMD --help')``, exit 2,
+    instead of click's usage block."""
+
+    exit_code = 2
+
+    @classmethod
+    def of(cls, exc: click.UsageError) -> OneLineUsageError:
+        where = exc.ctx.command_path if exc.ctx is not None else "genlatent"
+        return cls(f"{exc.format_message()} (see '{where} --help')")
+
+
+def _one_line_usage(exc: click.UsageError) -> bool:
+    """Every usage error but a bare group name (which shows its help, as click does)."""
+    return not isinstance(exc, click.exceptions.NoArgsIsHelpError)
+
+
 class GenlatentGroup(click.Group):
     """A click group that turns user errors into one-line messages and exit status 2."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            if not _one_line_usage(exc):
+                raise
+            raise OneLineUsageError.of(exc) from None
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            if not _one_line_usage(exc):
+                raise
+            raise OneLineUsageError.of(exc) from None
         except (GenlatentError, OSError) as exc:  # missing, unreadable, full: the user's to fix
             if ctx.find_root().params.get("debug"):
                 raise

@@ -164,56 +164,26 @@ def train_command(
 
     The folder gets model/ (the trained model, loadable with genlatent.load), metrics.jsonl
     (one line per epoch), checkpoints/ and config.json (the resolved configuration). Progress
-    goes to stderr; the run folder and final metrics to stdout.
+    goes to stderr; the run folder and final metrics to stdout. The same run from Python:
+    genlatent.train(config, data=..., out=..., set=[...], epochs=...).
     """
-    from . import config as cfg
+    from ..runs import prepare
 
-    config = cfg.default_config()
-    sources = []
-    recorded = out / "config.json"
-    if resume and recorded.is_file():
-        config = cfg.merge_file(config, cfg.read_config_file(recorded), str(recorded))
-        sources.append(str(recorded))
-    if config_file is not None:
-        config = cfg.merge_file(config, cfg.read_config_file(config_file), str(config_file))
-        sources.append(str(config_file))
-    config = cfg.apply_assignments(config, list(assignments))
     flags = {
-        "encoder": encoder,
-        "decoder": decoder,
-        "posterior": posterior,
-        "prior": prior,
-        "likelihood": likelihood,
-        "model": model,
-        "latent_dim": latent_dim,
-        "path": str(data) if data is not None else None,
-        "key": key,
-        "val": str(val) if val is not None else None,
-        "val_key": val_key,
-        "val_fraction": val_fraction,
-        "train": {
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "lr": lr,
-            "device": device,
-            "seed": seed,
-        },
+        "encoder": encoder, "decoder": decoder, "posterior": posterior, "prior": prior,
+        "likelihood": likelihood, "model": model, "latent_dim": latent_dim, "key": key,
+        "val": val, "val_key": val_key, "val_fraction": val_fraction, "epochs": epochs,
+        "batch_size": batch_size, "lr": lr, "device": device, "seed": seed,
     }
-    config, notes = cfg.apply_flags(config, flags)
-    for note in notes:
+    plan = prepare(config_file, data=data, out=out, resume=resume, overwrite=overwrite,
+                   set=assignments, **flags)
+    for note in plan.notes:
         progress(f"note: {note}")
-    if config["data"]["path"] is None:
-        raise click.UsageError("give DATA (an HDF5 file) or data.path in --config")
-
-    from . import runner
-
-    plan = runner.prepare(config, out, resume=resume, overwrite=overwrite)
     if print_config:
         click.echo(json.dumps({"config": plan.config, "spec": plan.spec}, indent=2, sort_keys=True))
         return
-    result = runner.run(plan)
-    if plots:
-        runner.draw_plots(plan)
+    run = plan.execute(plots=plots)
+    result = run.metrics[-1] if run.metrics else {}
     click.echo(f"run folder: {out}")
     shown = ("loss", "neg_elbo", "reconstruction", "kl")
     for split in ("train", "val"):

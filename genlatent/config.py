@@ -1,7 +1,8 @@
-"""The training run's configuration: defaults, a TOML/JSON file, ``--set`` and flags, merged.
+"""A training run's configuration: defaults < a TOML/JSON file < ``--set`` < named flags.
 
-A resolved config is a plain dict recorded as ``config.json`` in the run folder (and readable
-again by ``--config``)::
+This is the one place the layering lives; ``genlatent.train`` and ``genlatent train`` both
+call :func:`resolve_config`. A resolved config is a plain dict recorded as ``config.json`` in
+the run folder (and readable again as a config file)::
 
     {
       "data": {"path": "x.h5", "key": "x", "val": null, "val_key": null,
@@ -10,14 +11,15 @@ again by ``--config``)::
       "encoder": {"name": "cnn", "params": {"channels": [32, 64]}},
       "decoder": ..., "posterior": ..., "prior": ..., "likelihood": ...,
       "objective": {"beta": 1.0},
-      "train": {"epochs": 20, "batch_size": 128, "device": "auto", ...}
+      "train": {"epochs": 20, "batch_size": 128, "seed": 0, ...}
     }
 
 In a TOML file a part is a name (``encoder = "cnn"``) or a table whose ``name`` picks the part
 and whose other keys are its parameters (``[prior] name = "mixture"  components = 10``).
-On the command line ``--set SECTION.KEY=VALUE`` sets one value (parsed as JSON when it is
-JSON, else kept as a string): ``--set encoder.channels=[32,64]``, ``--set train.lr=3e-4``.
-Precedence, lowest first: defaults, the config file, ``--set``, named flags.
+``--set SECTION.KEY=VALUE`` (``set=`` in Python) sets one value, parsed as JSON when it is
+JSON, else kept as a string: ``encoder.channels=[32,64]``, ``train.lr=3e-4``. Named flags
+(``--epochs 5`` / ``epochs=5``) are a part name, ``model``, ``latent_dim``, a data setting
+or any Trainer option.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import GenlatentError
+from .errors import GenlatentError
 
 PART_FIELDS = ("encoder", "decoder", "posterior", "prior", "likelihood")
 SECTIONS = ("data", "objective", "train", *PART_FIELDS)
@@ -197,37 +199,67 @@ def apply_assignments(config: dict[str, Any], assignments: list[str]) -> dict[st
 
 def apply_flags(config: dict[str, Any], flags: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """``config`` with the named flags that were given (not None) applied; and notes for the
-    user (a flag that renames a part drops the parameters the config gave the old part)."""
+    user (a flag that renames a part drops the parameters the config gave the old part).
+
+    A flag is a part name (``encoder="mlp"``), ``model``, ``latent_dim``, a data setting
+    (``path``, ``key``, ``val``, ...) or else a training option (``epochs``, ``lr``, ``seed``,
+    ...; checked against the Trainer's options when the run is prepared).
+    """
     out = copy.deepcopy(config)
     notes: list[str] = []
-    for field in PART_FIELDS:
-        name = flags.get(field)
-        if name is None:
+    for key, value in flags.items():
+        if value is None:
             continue
-        old = out[field]
-        if old and old.get("name") not in (None, name) and old.get("params"):
-            notes.append(
-                f"--{field} {name} replaces {old['name']!r}; its parameters "
-                f"{json.dumps(old['params'])} were dropped"
+        if key in PART_FIELDS:
+            old = out[key]
+            if old and old.get("name") not in (None, value) and old.get("params"):
+                notes.append(
+                    f"--{key} {value} replaces {old['name']!r}; its parameters "
+                    f"{json.dumps(old['params'])} were dropped"
+                )
+                old = None
+            out[key] = {"name": value, "params": dict(old["params"]) if old else {}}
+        elif key in TOP_LEVEL:
+            out[key] = value
+        elif key in DATA_KEYS:
+            out["data"][key] = str(value) if key in ("path", "val") else value
+        elif key in SECTIONS:
+            raise ConfigError(
+                f"flag {key}= takes a single value; set [{key}] in the config or use "
+                f"set=['{key}.KEY=VALUE']"
             )
-            old = None
-        out[field] = {"name": name, "params": dict(old["params"]) if old else {}}
-    for key in TOP_LEVEL:
-        if flags.get(key) is not None:
-            out[key] = flags[key]
-    for key in DATA_KEYS:
-        if flags.get(key) is not None:
-            out["data"][key] = flags[key]
-    for key, value in (flags.get("train") or {}).items():
-        if value is not None:
+        else:
             out["train"][key] = value
     return out, notes
+
+
+def resolve_config(
+    config_or_path: str | Path | dict[str, Any] | None = None,
+    *,
+    base: str | Path | None = None,
+    assignments: tuple[str, ...] | list[str] = (),
+    flags: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """The resolved config and notes for the user, layered lowest first: defaults, ``base``
+    (a resumed run's ``config.json``), ``config_or_path`` (a TOML/JSON file or a mapping of
+    the same layout), ``assignments`` (``SECTION.KEY=VALUE``), ``flags``."""
+    config = default_config()
+    if base is not None:
+        config = merge_file(config, read_config_file(base), str(base))
+    if isinstance(config_or_path, dict):
+        config = merge_file(config, config_or_path, "config")
+    elif config_or_path is not None:
+        config = merge_file(config, read_config_file(config_or_path), str(config_or_path))
+    if isinstance(assignments, str):
+        assignments = [assignments]
+    config = apply_assignments(config, list(assignments))
+    return apply_flags(config, dict(flags or {}))
 
 
 def model_spec(config: dict[str, Any], data_spec: dict[str, Any]) -> dict[str, Any]:
     """The complete model spec a resolved config describes, for data described by
     ``data_spec``; a part given parameters but no name is the data kind's default part."""
-    from ..spec import normalize_spec
+    from .spec import normalize_spec
 
     spec: dict[str, Any] = {
         "model": config["model"],
