@@ -28,11 +28,11 @@ from genlatent.data import write_h5
 ROOT = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 TIMEOUT = 600
-# 58 training rows / 16 = 4 steps per epoch, 30 epochs = 120 steps, a checkpoint every 3 steps
+# 58 training rows / 16 = 4 steps per epoch, 12 epochs = 48 steps, a checkpoint every 3 steps
 # (mid-epoch ones included), dropout on: every RNG the loop uses is exercised.
 TRAIN_ARGS = ["--encoder", "mlp", "--decoder", "mlp", "--set", "encoder.hidden=[16]",
               "--set", "decoder.hidden=[16]", "--set", "encoder.dropout=0.2",
-              "--latent-dim", "3", "--epochs", "30", "--batch-size", "16",
+              "--latent-dim", "3", "--epochs", "12", "--batch-size", "16",
               "--set", "train.checkpoint_every=3", "--set", "train.progress=false",
               "--no-plots"]
 
@@ -122,7 +122,7 @@ def test_python_api_trains_the_same_run_folder_as_the_cli(runs, tmp_path) -> Non
     out = tmp_path / "api"
     run = genlatent.train(
         data=runs["data"], out=out, plots=False, seed=1, encoder="mlp", decoder="mlp",
-        latent_dim=3, epochs=30, batch_size=16,
+        latent_dim=3, epochs=12, batch_size=16,
         set=["encoder.hidden=[16]", "decoder.hidden=[16]", "encoder.dropout=0.2",
              "train.checkpoint_every=3", "train.progress=false"],
     )
@@ -130,29 +130,23 @@ def test_python_api_trains_the_same_run_folder_as_the_cli(runs, tmp_path) -> Non
     assert json.loads((out / "config.json").read_text()) == json.loads(
         (runs["a"] / "config.json").read_text())
     assert digest(out) == digest(runs["a"])
-    assert run.metrics[-1]["epoch"] == 30 and run.config["train"]["seed"] == 1
+    assert run.metrics[-1]["epoch"] == 12 and run.config["train"]["seed"] == 1
 
 
 def test_sample_and_evaluate_in_fresh_processes_follow_the_seed(runs, tmp_path) -> None:
-    files = {}
-    for name, seed in (("one", 4), ("again", 4), ("other", 5)):
-        files[name] = tmp_path / f"{name}.h5"
-        genlatent_run("sample", runs["a"], "-n", "6", "--draw", "--seed", seed,
-                      "--out", files[name])
-    one, again, other = (read_h5(files[k]) for k in ("one", "again", "other"))
+    files = [tmp_path / "one.h5", tmp_path / "again.h5"]
+    for path in files:
+        genlatent_run("sample", runs["a"], "-n", "6", "--draw", "--seed", "4", "--out", path)
+    one, again = (read_h5(path) for path in files)
     for key in ("x", "z"):
         np.testing.assert_array_equal(one[key], again[key])
-    assert not np.array_equal(one["z"], other["z"])
-    numbers = [
-        json.loads(genlatent_run("evaluate", runs["a"], runs["data"], "--iwae-samples", "5",
-                                 "--seed", "3", "--json").stdout)
-        for _ in range(2)
-    ]
-    assert numbers[0] == numbers[1]
+    numbers = json.loads(genlatent_run("evaluate", runs["a"], runs["data"], "--iwae-samples",
+                                       "5", "--seed", "3", "--json").stdout)
     # the Python API's seeded helpers give the CLI's numbers, whatever this process's RNGs
     torch.manual_seed(123)
     run = genlatent.load_run(runs["a"], device="cpu")
     same = run.evaluate(runs["data"], iwae_samples=5, seed=3)
-    assert {k: v for k, v in numbers[0].items() if k in same} == same
+    assert {k: v for k, v in numbers.items() if k in same} == same
     assert run.evaluate(runs["data"], iwae_samples=5, seed=4)["nll"] != same["nll"]
     np.testing.assert_array_equal(run.sample(6, draw=True, seed=4)["x"], one["x"])
+    assert not np.array_equal(run.sample(6, draw=True, seed=5)["z"], one["z"])
