@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import warnings
@@ -161,6 +162,32 @@ def test_saved_model_records_the_plugin_and_missing_plugin_is_named(
     finally:
         sys.path[:0] = hidden
         registry.reset_for_tests()
+
+
+def test_cli_trains_on_the_plugin_reader(plugin_site: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "arrays"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    np.save(folder / "x.npy", (rng.random((96, 6)) < 0.3).astype(np.float32))
+    np.save(folder / "y.npy", rng.integers(0, 3, 96))
+    np.save(folder / "notes.npy", np.zeros((2, 2)))  # not aligned: not a label
+
+    def genlatent_cli(*args: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "genlatent.cli.main", *map(str, args)],
+            capture_output=True, text=True, env=env_with_path(plugin_site), timeout=300,
+        )
+
+    run = tmp_path / "run"
+    trained = genlatent_cli("train", folder, "--epochs", "2", "--latent-dim", "2",
+                            "--set", "data.labels=y", "--out", run)
+    assert trained.returncode == 0, trained.stderr
+    assert (run / "model").is_dir() and (run / "plots" / "latent.png").is_file()
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"]["path"] == str(folder) and config["data"]["labels"] == "y"
+    info = genlatent_cli("data", "info", folder)
+    assert info.returncode == 0, info.stderr
+    assert "  label y: int64" in info.stdout and "notes" not in info.stdout
 
 
 def test_cli_lists_plugin_parts_and_reports_broken_plugin(plugin_site: Path) -> None:
