@@ -149,3 +149,14 @@ def test_array_dataset_labels_tokens_and_errors() -> None:
         ArrayDataset(x, {"y": np.zeros(3)}, path="mem")
     with pytest.raises(DataError, match="expected a numeric NumPy array"):
         ArrayDataset([[1, 2]], path="mem")  # type: ignore[arg-type]
+
+
+def test_built_in_and_array_readers_meet_the_reader_protocol(tmp_path: Path) -> None:
+    from genlatent.parts import Reader
+
+    for name in ("h5", "h5ad"):
+        cls = registry.datasets.get(name)
+        assert cls.default_key and cls.description and callable(cls.can_open)
+    x = np.ones((3, 2), np.float32)
+    assert isinstance(H5Dataset(write(tmp_path / "a.h5", x)), Reader)
+    assert isinstance(ArrayDataset(x), Reader)

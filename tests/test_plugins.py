@@ -205,3 +205,15 @@ def test_cli_lists_plugin_parts_and_reports_broken_plugin(plugin_site: Path) -> 
     assert "genlatent-halfway" in lines[failed + 2] and "halfway" in lines[failed + 2]
     assert not any(line.split()[:1] == ["halfway_prior"] for line in lines)
     assert "Traceback" not in result.stderr
+
+
+def test_readme_plugin_snippets_are_the_plugin_files() -> None:
+    readme = (EXAMPLE_PLUGIN.parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Plugins") : readme.index("## Layout")]
+    blocks = section.split("```python\n")[1:]
+    init, prior = (block[: block.index("```")] for block in blocks)
+    package = EXAMPLE_PLUGIN / "genlatent_example"
+    assert init == (package / "__init__.py").read_text()
+    assert prior in (package / "parts.py").read_text()
+    entry_point = 'example = "genlatent_example:register"'
+    assert entry_point in section and entry_point in (EXAMPLE_PLUGIN / "pyproject.toml").read_text()
