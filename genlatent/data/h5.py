@@ -30,6 +30,7 @@ from .h5file import (
     check_not_truncated,
     decode_attr,
     first_line,
+    is_anndata,
     is_hdf5,
     list_datasets,
     mappable_offset,
@@ -81,8 +82,6 @@ class H5Dataset(RowDataset):
     @classmethod
     def can_open(cls, path: Path) -> bool:
         """HDF5 files, by suffix or signature, except AnnData ones."""
-        from .h5ad import is_anndata
-
         if not path.is_file() or is_anndata(path):
             return False
         return path.suffix.lower() in HDF5_SUFFIXES or is_hdf5(path)

@@ -19,17 +19,10 @@ import numpy as np
 
 from ..errors import DataError
 from .h5 import H5Dataset
-from .h5file import check_not_truncated, decode_attr, first_line, root_attr
+from .h5file import check_not_truncated, decode_attr, first_line, is_anndata
 from .rows import label_values
 
-__all__ = ["H5adDataset", "is_anndata"]
-
-
-def is_anndata(path: Path) -> bool:
-    """An ``.h5ad`` suffix, or an HDF5 file whose root says ``encoding-type = anndata``."""
-    if path.suffix.lower() == ".h5ad":
-        return True
-    return root_attr(path, "encoding-type") == "anndata"
+__all__ = ["H5adDataset"]
 
 
 def _encoding(obj: Any) -> str | None:

@@ -77,6 +77,13 @@ def root_attr(path: str | os.PathLike[str], name: str) -> Any:
     return decode_attr(value) if value is not None else None
 
 
+def is_anndata(path: Path) -> bool:
+    """An ``.h5ad`` suffix, or an HDF5 file whose root says ``encoding-type = anndata``."""
+    if path.suffix.lower() == ".h5ad":
+        return True
+    return root_attr(path, "encoding-type") == "anndata"
+
+
 def list_datasets(group: Any) -> list[str]:
     """Paths of every dataset below ``group`` (for 'missing key' messages)."""
     import h5py
