@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
-from .data.spec import DataSpec
+from .dataspec import DataSpec
 
 
 class Encoder(nn.Module):

@@ -160,3 +160,18 @@ def test_built_in_and_array_readers_meet_the_reader_protocol(tmp_path: Path) -> 
     x = np.ones((3, 2), np.float32)
     assert isinstance(H5Dataset(write(tmp_path / "a.h5", x)), Reader)
     assert isinstance(ArrayDataset(x), Reader)
+
+
+def test_the_contracts_import_without_the_readers() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, genlatent.parts, genlatent.dataspec\n"
+        "loaded = [m for m in sys.modules if m.startswith(('genlatent.data', 'h5py'))]\n"
+        "assert loaded == ['genlatent.dataspec'], loaded\n"
+        "from genlatent.data import DataSpec\n"
+        "assert DataSpec is genlatent.dataspec.DataSpec\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

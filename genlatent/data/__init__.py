@@ -8,6 +8,7 @@ Imported lazily by the registry, which it fills with the built-in readers
 from __future__ import annotations
 
 from .. import registry
+from ..dataspec import BOS_ID, EOS_ID, KINDS, PAD_ID, SPECIAL_TOKENS, UNK_ID, DataSpec
 from .arrays import ArrayDataset
 from .h5 import DEFAULT_MEMORY_LIMIT, H5Dataset, open_h5
 from .h5ad import H5adDataset
@@ -16,7 +17,6 @@ from .loader import BlockLoader, make_loader
 from .readers import open_dataset, reader_for
 from .rows import RowDataset
 from .sampler import BlockShuffleSampler
-from .spec import BOS_ID, EOS_ID, KINDS, PAD_ID, SPECIAL_TOKENS, UNK_ID, DataSpec
 from .tokens import Vocabulary, tokenize_chars, tokenize_smiles
 
 __all__ = [

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ..dataspec import SPECIAL_TOKENS
 from ..errors import DataError
-from .spec import SPECIAL_TOKENS
 
 __all__ = ["open_h5", "is_hdf5", "list_datasets", "decode_attr", "read_vocab", "first_line"]
 

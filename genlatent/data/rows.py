@@ -17,9 +17,9 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from ..dataspec import KINDS, DataSpec
 from ..errors import DataError
 from .sampler import contiguous_runs
-from .spec import KINDS, DataSpec
 
 __all__ = ["RowDataset", "DEFAULT_MEMORY_LIMIT"]
 

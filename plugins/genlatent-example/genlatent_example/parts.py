@@ -8,7 +8,7 @@ import pyro.distributions as dist
 import torch
 from torch import Tensor, nn
 
-from genlatent.data.spec import DataSpec
+from genlatent.dataspec import DataSpec
 from genlatent.parts import Decoder, Encoder, Likelihood, Prior
 from genlatent.training.callbacks import Callback
 
