@@ -32,7 +32,7 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .data import H5Dataset
-    from .data.spec import DataSpec
+    from .dataspec import DataSpec
     from .distributions.kl import kl_divergence
     from .runs import Run, load_run, train
     from .serialization import load_model as load
@@ -50,7 +50,7 @@ _LAZY = {
     "load_run": ("genlatent.runs", "load_run"),
     "Run": ("genlatent.runs", "Run"),
     "H5Dataset": ("genlatent.data", "H5Dataset"),
-    "DataSpec": ("genlatent.data.spec", "DataSpec"),
+    "DataSpec": ("genlatent.dataspec", "DataSpec"),
 }
 
 __all__ = [
