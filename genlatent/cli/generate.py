@@ -398,29 +398,13 @@ def interpolate_command(
         if bad.size:
             raise DataError(f"--pair: row {int(bad[0])} is outside {dataset.where} (0..{n - 1})")
     else:
-        if n < 2:
-            raise DataError(f"{dataset.where}: needs at least 2 rows to interpolate")
-        rng = np.random.default_rng(seed)
-        ends = np.stack([rng.choice(n, size=2, replace=False) for _ in range(random_pairs)])
-    rows = np.unique(ends.ravel())
-    batch = dataset.read(rows)
-    import torch
-
-    with torch.no_grad(), seeded(seed, model.device):
-        x = batch["x"].to(model.device)
-        lengths = batch.get("lengths")
-        mean, _ = inference.posterior_moments(
-            model, x, None if lengths is None else lengths.to(model.device)
-        )
-    mean = mean.float().cpu().numpy()
-    where = {int(r): i for i, r in enumerate(rows)}
-    za = mean[[where[int(a)] for a in ends[:, 0]]]
-    zb = mean[[where[int(b)] for b in ends[:, 1]]]
-    z = inference.interpolate_codes(za, zb, steps, method).astype(np.float32)
+        ends = inference.random_pairs(n, random_pairs, seed)
     progress(f"decoding {len(ends)} paths of {steps} steps ({method})")
-    flat = z.reshape(-1, model.latent_dim)
     with seeded(seed, model.device):
-        result = inference.decode_codes(model, flat, batch_size=batch_size)
+        result = inference.interpolate_pairs(
+            model, dataset, ends, steps, method, batch_size=batch_size
+        )
+    flat = result.pop("z")
     arrays: dict[str, Any] = dict(h5out.data_arrays(model.data, result))
     arrays["z"] = flat
     arrays["pair"] = np.repeat(np.arange(len(ends)), steps).astype(np.int64)
