@@ -287,6 +287,38 @@ def test_run_folder_in_use_is_refused_and_stale_lock_taken_over(
     assert read_metrics(tmp_path)[-1]["epoch"] == 1
 
 
+LOCK_HOLDER = """
+import sys, time
+from genlatent.training.runlock import RunLock
+lock = RunLock(sys.argv[1]).acquire()
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def test_lock_of_a_sigkilled_process_names_it_then_is_taken_over(
+    tmp_path: Path, data_file: Path
+) -> None:
+    run = tmp_path / "run"
+    script = tmp_path / "hold.py"
+    script.write_text(LOCK_HOLDER)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with subprocess.Popen([sys.executable, str(script), str(run)], stdout=subprocess.PIPE,
+                          text=True, env=env) as holder:
+        try:
+            assert holder.stdout.readline().strip() == "locked"
+            trainer = genlatent.Trainer(epochs=1, batch_size=64, device="cpu", out_dir=run,
+                                        progress=False)
+            with pytest.raises(TrainingError, match=f"in use by another training "
+                                                    f"\\(pid {holder.pid} on "):
+                trainer.fit(make_model(), dataset(data_file))
+        finally:
+            holder.kill()
+    assert holder.returncode == -signal.SIGKILL
+    trainer.fit(make_model(), dataset(data_file))  # the dead holder's lock is taken over
+    assert read_metrics(run)[-1]["epoch"] == 1
+
+
 def test_existing_run_needs_resume_or_overwrite(tmp_path: Path, data_file: Path) -> None:
     options = dict(epochs=1, batch_size=64, device="cpu", out_dir=tmp_path, progress=False)
     genlatent.Trainer(**options).fit(make_model(), dataset(data_file))
