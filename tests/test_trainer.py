@@ -234,6 +234,25 @@ def test_rng_state_round_trip() -> None:
     assert first[0] == again[0] and first[1] == again[1] and torch.equal(first[2], again[2])
 
 
+def test_resume_refuses_another_model_naming_the_differing_fields(
+    tmp_path: Path, data_file: Path
+) -> None:
+    options = dict(epochs=1, batch_size=64, device="cpu", out_dir=tmp_path, progress=False)
+    genlatent.Trainer(**options).fit(make_model(), dataset(data_file))
+    spec = make_model().spec
+    # the same shapes, another objective and prior: the weights would load without error
+    other = genlatent.build({**spec, "prior": {"name": "laplace", "params": {}},
+                             "objective": {**spec["objective"], "beta": 0.5}})
+    with pytest.raises(TrainingError) as info:
+        genlatent.Trainer(**{**options, "epochs": 2}, resume=True).fit(other, dataset(data_file))
+    message = str(info.value)
+    assert "\n" not in message and "differs from the one in its checkpoint" in message
+    assert "objective.beta" in message and "-> 0.5" in message
+    assert 'prior.name "standard_normal" -> "laplace"' in message
+    assert "latent_dim" not in message  # only what differs is named
+    assert read_metrics(tmp_path)[-1]["epoch"] == 1  # nothing was trained or written
+
+
 # --------------------------------------------------------------------------- safety
 
 

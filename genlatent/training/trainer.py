@@ -238,6 +238,7 @@ class Trainer:
         self.step, self.epoch, self.history = 0, 0, []
         self.should_stop, self.stop_reason = False, None
         if resume is not None:
+            resume.check_model(model, self.out_dir)
             resume.restore(self)
             changed = resume.changed_options(self.config())
             if changed and self.is_main:
