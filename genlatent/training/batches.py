@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
@@ -65,6 +65,19 @@ def make_loader(data: Any, options: TrainerConfig, dist: ddp.DistInfo, train: bo
             f"got {type(data).__name__}"
         )
     return data
+
+
+def epoch_batches(loader: Any, epoch: int, start_batch: int) -> Iterator[Any]:
+    """The epoch's batches from ``start_batch`` on; skipping is done eagerly so that any
+    RNG a loader draws from is consumed before the RNG state is restored."""
+    if hasattr(loader, "set_epoch"):
+        loader.set_epoch(epoch)
+    if start_batch and callable(getattr(loader, "iter_from", None)):
+        return iter(loader.iter_from(epoch, start_batch))  # the data layer's BlockLoader
+    it = iter(loader)
+    for _ in range(start_batch):
+        next(it)
+    return it
 
 
 def training_loss(model: nn.Module, options: TrainerConfig, dist: ddp.DistInfo,

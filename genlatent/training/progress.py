@@ -57,3 +57,10 @@ class Progress:
         self.stream.flush()
         self._width = 0
         self._next = 0.0
+
+
+def say(message: str, stream: TextIO | None = None) -> None:
+    """One line of news about the run on stderr (resuming, KL method, ...)."""
+    stream = stream or sys.stderr
+    stream.write(message + "\n")
+    stream.flush()

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import TrainingError
-from .checkpoint import latest_checkpoint
 
 # every file or folder a fit writes; cleared by overwrite
 RUN_OUTPUTS = ("checkpoints", "model", "metrics.jsonl", "metrics.csv", "tensorboard",
@@ -79,6 +78,8 @@ def open_run_folder(folder: str | Path, *, resume: bool, overwrite: bool
     refuse per :func:`check_run_folder`; return the checkpoint to resume from (path and
     recorded checksum); else clear the outputs of an earlier fit (``overwrite``, or the
     leftovers of a run with nothing trained) and return None, to start afresh."""
+    from .checkpoint import latest_checkpoint  # torch: only when a fit opens the folder
+
     folder = Path(folder)
     check_run_folder(folder, resume=resume, overwrite=overwrite)
     if resume:

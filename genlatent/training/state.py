@@ -16,9 +16,10 @@ from typing import Any
 
 import torch
 
-from ..errors import TrainingError
+from ..errors import GenlatentError, TrainingError
 from . import distributed as ddp
 from .checkpoint import capture_rng, load_checkpoint, restore_rng, seed_everything
+from .runfolder import open_run_folder
 
 
 def model_spec_json(model: Any) -> str:
@@ -55,8 +56,32 @@ class ResumeState:
         self.seconds = float(state.get("seconds", 0.0))
 
     @classmethod
-    def load(cls, path: Path, sha256: str | None, dist: ddp.DistInfo, seed: int) -> ResumeState:
-        return cls(path, load_checkpoint(path, sha256), dist, seed)
+    def open(cls, out_dir: Path, options: Any, dist: ddp.DistInfo) -> ResumeState | None:
+        """Apply the run-folder policy (:func:`.runfolder.open_run_folder`: rank 0 decides,
+        every rank gets the answer) and load the checkpoint to resume from, if any."""
+        answer: Any = None
+        if dist.is_main:
+            try:
+                answer = ("ok", open_run_folder(out_dir, resume=options.resume,
+                                                overwrite=options.overwrite))
+            except GenlatentError as exc:
+                answer = ("error", str(exc))
+        answer = ddp.broadcast_object(answer, dist)
+        if answer[0] == "error":
+            raise TrainingError(answer[1])
+        if answer[1] is None:
+            return None
+        path, sha256 = answer[1]
+        return cls(Path(path), load_checkpoint(Path(path), sha256), dist, options.seed)
+
+    def describe(self, out_dir: Path) -> str:
+        """``resuming runs/x from epoch 3, step 412 (checkpoints/step-00000412.pt)``: the epoch
+        is the one the run continues in (1-based, as progress lines count)."""
+        try:
+            name = self.path.relative_to(out_dir)
+        except ValueError:
+            name = self.path
+        return f"resuming {out_dir} from epoch {self.epoch + 1}, step {self.step} ({name})"
 
     # ------------------------------------------------------------------ model and options
 
@@ -100,7 +125,7 @@ class ResumeState:
             if entry.get("class") == type(cb).__name__:
                 cb.load_state_dict(dict(entry.get("state") or {}))
         trainer.should_stop = bool(state.get("stopped", False))
-        trainer.stop_reason = state.get("stop_reason")
+        trainer.stop_reason = state.get("stop_reason") if trainer.should_stop else None
 
     # ------------------------------------------------------------------ per rank
 
@@ -180,6 +205,7 @@ def checkpoint_payload(trainer: Any, batch: int, finished: bool,
         "stopped": trainer.should_stop,
         "stop_reason": trainer.stop_reason,
         "finished": finished,
+        "seconds": trainer.run_seconds(),
         "config": trainer.config(),
         "model_spec": model_spec_json(model),
     }

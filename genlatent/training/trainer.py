@@ -29,19 +29,19 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..errors import GenlatentError, TrainingError
+from ..errors import TrainingError
 from . import distributed as ddp
-from .batches import LossStep, make_loader, training_loss
+from .batches import LossStep, epoch_batches, make_loader, training_loss
 from .callbacks import Callback, EarlyStopping, make_callback
 from .checkpoint import capture_rng, save_checkpoint, seed_everything
 from .config import PRECISIONS, TrainerConfig, resolve_device
 from .metrics import MetricSums, divergence_message, first_non_finite, weights_finite
 from .optim import Schedule, make_optimizer, make_schedule
 from .outputs import RunOutputs
-from .progress import Progress
-from .runfolder import open_run_folder
+from .progress import Progress, say
 from .runlock import RunLock
 from .state import ResumeState, checkpoint_payload
+from .stopping import INTERRUPTED, StopRequests, interrupted_error
 
 __all__ = ["PRECISIONS", "Trainer", "resolve_device"]
 
@@ -144,6 +144,9 @@ class Trainer:
         self._outputs = RunOutputs(self.options.out_dir, False, self.options.tensorboard)
         self._progress: Progress | None = None
         self._kl_method: str | None = None
+        self._stop = StopRequests()  # signals and the time budget, made by fit
+        self._prior_seconds = 0.0  # fitting time of the run before this fit
+        self._fit_start = time.perf_counter()
 
     # ------------------------------------------------------------------ public
 
@@ -178,6 +181,8 @@ class Trainer:
             raise TrainingError("precision 'fp16' needs a CUDA device; use 'bf16' or '32'")
         lock = RunLock(self.out_dir) if self.is_main else None
         validate = torch.distributions.Distribution._validate_args
+        self._stop = StopRequests(dist=self.dist, every=self.options.check_every, device=device)
+        self._stop.install()
         try:
             if lock is not None:
                 lock.acquire()
@@ -189,32 +194,18 @@ class Trainer:
             )
             return self._fit_locked(model, train, val)
         finally:
+            self._stop.restore()
             torch.distributions.Distribution.set_default_validate_args(validate)
             if lock is not None:
                 lock.release()
 
     # ------------------------------------------------------------------ setup
 
-    def _open_folder(self) -> ResumeState | None:
-        """Apply the run-folder policy (rank 0 decides, every rank gets the answer) and load
-        the checkpoint to resume from, if any."""
-        answer: Any = None
-        if self.is_main:
-            try:
-                opts = self.options
-                answer = ("ok", open_run_folder(self.out_dir, resume=opts.resume,
-                                                overwrite=opts.overwrite))
-            except GenlatentError as exc:
-                answer = ("error", str(exc))
-        answer = ddp.broadcast_object(answer, self.dist)
-        if answer[0] == "error":
-            raise TrainingError(answer[1])
-        if answer[1] is None:
-            return None
-        return ResumeState.load(Path(answer[1][0]), answer[1][1], self.dist, self.seed)
-
     def _fit_locked(self, model: nn.Module, train: Any, val: Any | None) -> dict[str, Any]:
-        resume = self._open_folder()
+        resume = ResumeState.open(self.out_dir, self.options, self.dist)
+        if self.options.resume and self.is_main:
+            say(resume.describe(self.out_dir) if resume is not None
+                else f"resuming {self.out_dir}: nothing to resume, starting afresh")
         seed_everything(self.seed + self.dist.rank)
         self.model = model
         model.to(self.device)
@@ -237,6 +228,9 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if options.precision == "fp16" else None
         self.step, self.epoch, self.history = 0, 0, []
         self.should_stop, self.stop_reason = False, None
+        self._prior_seconds = resume.seconds if resume is not None else 0.0
+        self._fit_start = time.perf_counter()
+        self._stop.set_budget(options.max_time_seconds, self._prior_seconds)
         if resume is not None:
             resume.check_model(model, self.out_dir)
             resume.restore(self)
@@ -266,12 +260,22 @@ class Trainer:
 
     # ------------------------------------------------------------------ the fit
 
+    def run_seconds(self) -> float:
+        """Seconds the run has been fitting, earlier fits of a resumed run included."""
+        return self._prior_seconds + time.perf_counter() - self._fit_start
+
     def _done(self) -> bool:
+        """Whether the run ends here: a limit reached, or a stop asked for (signal, time)."""
         if self.should_stop:
             return True
         if self.max_steps is not None and self.step >= self.max_steps:
             return True
-        return self.epochs is not None and self.epoch >= self.epochs
+        if self.epochs is not None and self.epoch >= self.epochs:
+            return True
+        return self._stop.agreed()
+
+    def _finished(self) -> bool:
+        return self._done() and self._stop.reason != INTERRUPTED
 
     def _loop(self, train_loader: Any, val_loader: Any, resume: ResumeState | None
               ) -> dict[str, Any]:
@@ -279,48 +283,39 @@ class Trainer:
         partial = resume.partial_sums() if resume is not None else None
         if resume is not None and start_batch == 0:
             resume.restore_rng()
-        t_fit = time.perf_counter()
         last_saved = self.step if resume is not None else -1
         while not self._done():
             if start_batch and resume is not None:
                 # Replay the epoch's start: the loader sees the RNG state it saw then, skips
                 # the batches already done, and the RNG continues from the checkpoint.
                 rng_at_start = resume.restore_epoch_start_rng()
-                batches = self._epoch_iter(train_loader, self.epoch, start_batch)
+                batches = epoch_batches(train_loader, self.epoch, start_batch)
                 resume.restore_rng()
                 if self.history and self.history[-1].get("partial_epoch"):
                     self.history.pop()  # an epoch cut short by max_steps: recorded again
             else:
                 rng_at_start = capture_rng()
-                batches = self._epoch_iter(train_loader, self.epoch, 0)
+                batches = epoch_batches(train_loader, self.epoch, 0)
             self._train_epoch(batches, start_batch, partial, rng_at_start)
             start_batch, partial = 0, None
             if self.epoch_complete:
                 self.epoch += 1
-            self._end_epoch(val_loader, time.perf_counter() - t_fit)
+            self._end_epoch(val_loader)
             every = self.options.every_epochs
             due = every is not None and self.epoch % every == 0
             if self._done() or (due and self.epoch_complete):
-                self._checkpoint_now(finished=self._done())
+                self._checkpoint_now(finished=self._finished())
                 last_saved = self.step
             if not self.epoch_complete:
                 break
+        if self._stop.reason == INTERRUPTED:
+            if self.step and last_saved != self.step:
+                self._checkpoint_now(finished=False)
+            raise interrupted_error(self, self._stop)
         if last_saved != self.step:
             self._checkpoint(batch=0, finished=True)
         self._outputs.save_model(self.model)
         return self.history[-1] if self.history else {}
-
-    def _epoch_iter(self, loader: Any, epoch: int, start_batch: int) -> Iterator[Any]:
-        """The epoch's batches from ``start_batch`` on; skipping is done eagerly so that any
-        RNG a loader draws from is consumed before the RNG state is restored."""
-        if hasattr(loader, "set_epoch"):
-            loader.set_epoch(epoch)
-        if start_batch and callable(getattr(loader, "iter_from", None)):
-            return iter(loader.iter_from(epoch, start_batch))  # the data layer's BlockLoader
-        it = iter(loader)
-        for _ in range(start_batch):
-            next(it)
-        return it
 
     # ------------------------------------------------------------------ the hot loop
 
@@ -342,6 +337,7 @@ class Trainer:
         max_steps = options.max_steps if options.max_steps is not None else -1
         progress, step_callbacks = self._progress, self._step_callbacks
         total = self.batches_per_epoch
+        stop_after = self._stop.after_step
 
         sums = self.epoch_sums = MetricSums(self.device, partial)
         prior_seconds = sums.prior_seconds
@@ -398,7 +394,7 @@ class Trainer:
                 rate = sums.samples / max(1e-9, prior_seconds + time.perf_counter() - t0)
                 progress.update(self.epoch + 1, self.epochs, self.batch, total, rate,
                                 sums.running_mean())
-            if step == max_steps:
+            if step == max_steps or stop_after(step):
                 exhausted = total is not None and self.batch >= total
                 break
         if ring is not None:
@@ -444,7 +440,7 @@ class Trainer:
                                                          f"non-finite validation {means}"))
         return means
 
-    def _end_epoch(self, val_loader: Any, elapsed: float) -> dict[str, Any]:
+    def _end_epoch(self, val_loader: Any) -> dict[str, Any]:
         assert self.optimizer is not None and self.epoch_sums is not None
         means, samples = self.epoch_sums.means(self.dist)
         seconds = self.epoch_seconds
@@ -458,7 +454,7 @@ class Trainer:
         record["lr"] = float(self.optimizer.param_groups[0]["lr"])
         record["samples_per_s"] = samples / seconds if seconds > 0 else 0.0
         record["time"] = seconds
-        record["elapsed"] = elapsed
+        record["elapsed"] = self.run_seconds()
         record["kl_method"] = self._kl_method
         record["world_size"] = self.dist.world_size
         if self.schedule.every == "epoch":
