@@ -494,15 +494,21 @@ def test_progress_line_and_print_metrics(tmp_path: Path) -> None:
         def isatty(self) -> bool:
             return True
 
+    now = [100.0]
     term = Terminal()
-    bar = Progress(stream=term, interval=0.0)
+    bar = Progress(stream=term, interval=0.0, clock=lambda: now[0])
+    bar.start_run(step=0, total_steps=200)
+    bar.start_epoch(2, 5, 40)
     assert bar.due()
-    bar.update(2, 5, 10, 40, 12345.0, 3.25)
-    bar.close(2, 5, 40, 40, 12000.0, 3.0, "  val_loss 2.9000")
+    now[0] += 5.0
+    bar.update(10, 50, 12345.0, 3.25)
+    now[0] += 15.0
+    bar.close(40, 80, 12000.0, 3.0, "  val_loss 2.9000")
     text = term.getvalue()
     assert "\repoch 2/5 [#####" in text and "10/40  12,345 samples/s  loss 3.2500" in text
-    assert text.endswith("40/40  12,000 samples/s  loss 3.0000  val_loss 2.9000\n")
-    assert not Progress(stream=io.StringIO()).due()  # not a terminal: only the epoch lines
+    assert "epoch 0:05<0:15  run 0:05<0:15" in text  # 10 of 40 batches, 50 of 200 steps
+    assert text.endswith("40/40  12,000 samples/s  loss 3.0000  epoch 0:20<0:00  "
+                         "run 0:20<0:30  val_loss 2.9000\n")
 
     out = io.StringIO()
     model = make_model()

@@ -52,6 +52,10 @@ class Trainer:
     Args:
         epochs: passes over the training data (``None``: until ``max_steps``).
         max_steps: stop after this many optimiser steps (may end mid-epoch).
+        max_time: a time budget for the run, in seconds or as ``"90s"``, ``"30m"``,
+            ``"1h30m"``: at the first step past it the fit stops as at its end (checkpoint,
+            model saved, ``stop_reason: "max_time"`` in the metrics); a later ``resume=True``
+            with a larger budget (or more epochs) goes on. Resumed fits count their time.
         batch_size: examples per step when ``fit`` is given a dataset rather than a loader.
         device: ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` | ``mps``.
         precision: ``"32"``, ``"bf16"`` (autocast) or ``"fp16"`` (autocast + GradScaler, CUDA).
@@ -86,6 +90,7 @@ class Trainer:
         *,
         epochs: int | None = 10,
         max_steps: int | None = None,
+        max_time: float | str | None = None,
         batch_size: int = 128,
         device: str | torch.device = "auto",
         precision: str = "32",
@@ -242,6 +247,12 @@ class Trainer:
         self._loss_step = LossStep(self.device, options.autocast_dtype)
         self._outputs = RunOutputs(self.out_dir, self.is_main, options.tensorboard)
         self._progress = Progress() if (options.progress and self.is_main) else None
+        if self._progress is not None:
+            by_epochs = (options.epochs or 0) * (self.batches_per_epoch or 0)
+            budget = options.max_time_seconds
+            self._progress.start_run(
+                self.step, min(filter(None, (options.max_steps, by_epochs)), default=None),
+                self._prior_seconds, None if budget is None else budget - self._prior_seconds)
         self._kl_method = _kl_method(model)
         self._outputs.start(self.config(), self.history)
         for cb in self.callbacks:
@@ -348,6 +359,8 @@ class Trainer:
         self.batch = start_batch
         self.epoch_complete = False
         self.epoch_rng_start = rng_at_start
+        if progress is not None:
+            progress.start_epoch(self.epoch + 1, self.epochs, total, start_batch)
         t0 = time.perf_counter()
         exhausted = True
         for raw in batches:
@@ -392,8 +405,7 @@ class Trainer:
                     cb.on_step_end(self, step)
             if progress is not None and progress.due():
                 rate = sums.samples / max(1e-9, prior_seconds + time.perf_counter() - t0)
-                progress.update(self.epoch + 1, self.epochs, self.batch, total, rate,
-                                sums.running_mean())
+                progress.update(self.batch, step, rate, sums.running_mean())
             if step == max_steps or stop_after(step):
                 exhausted = total is not None and self.batch >= total
                 break
@@ -467,8 +479,8 @@ class Trainer:
         self._outputs.epoch_end(record, self.history)
         if self._progress is not None:
             extra = f"  val_loss {record['val_loss']:.4f}" if "val_loss" in record else ""
-            self._progress.close(self.epoch, self.epochs, self.batch, self.batches_per_epoch,
-                                 record["samples_per_s"], record["train_loss"], extra)
+            self._progress.close(self.batch, self.step, record["samples_per_s"],
+                                 record["train_loss"], extra)
         return record
 
     # ------------------------------------------------------------------ checkpoints
