@@ -62,6 +62,29 @@ def test_fit_off_a_terminal_writes_one_line_per_short_epoch(tmp_path, capsys) ->
 
 
 @pytest.mark.parametrize(
+    ("prior", "line"),
+    [("standard_normal", "KL: analytic (closed form Normal || Normal)"),
+     ("mixture", "KL: Monte Carlo, 3 samples per step (no closed form for "
+                 "Normal || mixture of Normal)")],
+)
+def test_the_kl_method_is_said_once_at_fit_start(tmp_path, capsys, prior, line) -> None:
+    model = genlatent.build({"data": {"kind": "vectors", "shape": [6]}, "latent_dim": 2,
+                             "prior": prior, "objective": {"kl_samples": 3}})
+    loader = [{"x": torch.ones(4, 6)}] * 3
+    genlatent.Trainer(epochs=2, device="cpu", out_dir=tmp_path, progress=False).fit(model, loader)
+    err = capsys.readouterr().err.splitlines()
+    assert err.count(line) == 1 and sum(x.startswith("KL:") for x in err) == 1
+
+
+def test_no_kl_line_for_an_autoencoder(tmp_path, capsys) -> None:
+    model = genlatent.build({"model": "ae", "data": {"kind": "vectors", "shape": [6]},
+                             "latent_dim": 2})
+    genlatent.Trainer(epochs=1, device="cpu", out_dir=tmp_path, progress=False).fit(
+        model, [{"x": torch.ones(4, 6)}])
+    assert "KL:" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
     ("value", "seconds"),
     [(90, 90.0), (1.5, 1.5), ("90", 90.0), ("90s", 90.0), ("30m", 1800.0),
      ("1h30m", 5400.0), ("1h 5m 3s", 3903.0), ("2d", 172800.0), ("0.5h", 1800.0)],

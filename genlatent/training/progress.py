@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
 from .config import format_duration
 
@@ -114,3 +114,48 @@ def say(message: str, stream: TextIO | None = None) -> None:
     stream = stream or sys.stderr
     stream.write(message + "\n")
     stream.flush()
+
+
+def kl_method_of(model: Any) -> str | None:
+    """How the model computes its KL term, if it says (``analytic`` / ``monte_carlo``)."""
+    for owner in (model, getattr(model, "objective_config", None)):
+        value = getattr(owner, "kl_method", None)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def _family(d: Any) -> str:
+    """``Normal`` for ``Independent(Normal)``; a mixture by its components' family."""
+    while hasattr(d, "base_dist"):
+        d = d.base_dist
+    components = getattr(d, "component_distribution", None)
+    if components is not None:
+        return f"mixture of {_family(components)}"
+    return type(d).__name__
+
+
+def _kl_pair(model: Any) -> str | None:
+    """``"Normal || Normal"``: the posterior and prior families, when the model has both."""
+    import torch
+
+    try:
+        device = next(model.parameters()).device
+        with torch.no_grad():
+            flat = torch.zeros(1, model.posterior.num_params * model.latent_dim, device=device)
+            return f"{_family(model.posterior(flat))} || {_family(model.prior())}"
+    except (AttributeError, TypeError, StopIteration, RuntimeError, ValueError):
+        return None
+
+
+def kl_line(model: Any) -> str | None:
+    """The line a fit starts with when the model has a KL term: how it is computed."""
+    method = kl_method_of(model)
+    if method is None:
+        return None
+    pair = _kl_pair(model)
+    if method == "analytic":
+        return f"KL: analytic (closed form {pair})" if pair else "KL: analytic (closed form)"
+    samples = int(getattr(model, "kl_samples", 1))
+    per_step = f"{samples} sample{'s' if samples != 1 else ''} per step"
+    return f"KL: Monte Carlo, {per_step} (no closed form for {pair or 'this pair'})"

@@ -38,7 +38,7 @@ from .config import PRECISIONS, TrainerConfig, resolve_device
 from .metrics import MetricSums, divergence_message, first_non_finite, weights_finite
 from .optim import Schedule, make_optimizer, make_schedule
 from .outputs import RunOutputs
-from .progress import Progress, say
+from .progress import Progress, kl_line, kl_method_of, say
 from .runlock import RunLock
 from .state import ResumeState, checkpoint_payload
 from .stopping import INTERRUPTED, StopRequests, interrupted_error
@@ -253,7 +253,10 @@ class Trainer:
             self._progress.start_run(
                 self.step, min(filter(None, (options.max_steps, by_epochs)), default=None),
                 self._prior_seconds, None if budget is None else budget - self._prior_seconds)
-        self._kl_method = _kl_method(model)
+        self._kl_method = kl_method_of(model)
+        line = kl_line(model) if self.is_main else None
+        if line is not None:
+            say(line)
         self._outputs.start(self.config(), self.history)
         for cb in self.callbacks:
             cb.on_fit_start(self)
@@ -502,11 +505,3 @@ class Trainer:
         state = checkpoint_payload(self, batch, finished, partial)
         if state is not None:
             save_checkpoint(self.out_dir, state, keep=self.options.keep_checkpoints)
-
-def _kl_method(model: nn.Module) -> str | None:
-    """How the model computes its KL term, if it says (``analytic`` / ``monte_carlo``)."""
-    for owner in (model, getattr(model, "objective_config", None)):
-        value = getattr(owner, "kl_method", None)
-        if isinstance(value, str):
-            return value
-    return None
