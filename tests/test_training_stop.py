@@ -193,3 +193,70 @@ def test_ctrl_c_in_genlatent_train_prints_the_resume_command_that_finishes(
     assert again.returncode == 0, err[-2000:]
     assert f"resuming {run} from epoch " in err and f"step {step} (" in err
     assert read_metrics(run)[-1]["epoch"] == 20 and (run / "model").is_dir()
+
+
+# --------------------------------------------------------------------------- max_time
+
+
+class FakeClock(Callback):
+    """The run's clock, advanced by one second per optimiser step (no real waiting)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def on_step_end(self, trainer, step):
+        self.now += 1.0
+
+
+def test_max_time_stops_like_an_end_and_resume_with_more_goes_on(
+    tmp_path: Path, data_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr("genlatent.training.stopping.CLOCK", clock)
+    data = genlatent.H5Dataset(data_file, "x")
+    run = tmp_path / "run"
+    out = genlatent.Trainer(out_dir=run, max_time="10.5s", callbacks=[clock], **OPTIONS).fit(
+        make_model(), data)
+    # past 10.5 s after step 11 (batch 3 of epoch 2): stopped there, as at an end
+    assert out["stop_reason"] == "max_time" and out["step"] == 11 and out["partial_epoch"]
+    assert read_metrics(run)[-1] == out
+    assert load_checkpoint(*latest_checkpoint(run))["position"] == {
+        "epoch": 1, "batch": 3, "step": 11}
+    assert (run / "model").is_dir()
+    # the same budget again: spent already, nothing more is trained
+    again = genlatent.Trainer(out_dir=run, resume=True, max_time=10.5, callbacks=[clock],
+                              **OPTIONS).fit(make_model(), data)
+    assert again["step"] == 11 and again["stop_reason"] == "max_time"
+    # a larger budget goes on (fits count the run's time: 11 s spent, 9 s more -> step 20)
+    more = genlatent.Trainer(out_dir=run, resume=True, max_time="20s", callbacks=[clock],
+                             **OPTIONS).fit(make_model(), data)
+    assert more["step"] == 20 and more["stop_reason"] == "max_time"
+    # no budget: the run finishes, as an uninterrupted one does
+    resumed = make_model(seed=5)
+    last = genlatent.Trainer(out_dir=run, resume=True, callbacks=[clock], **OPTIONS).fit(
+        resumed, data)
+    assert last["step"] == 24 and "stop_reason" not in last
+    straight = make_model()
+    genlatent.Trainer(out_dir=tmp_path / "straight", **OPTIONS).fit(straight, data)
+    a, b = weights(resumed), weights(straight)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["epoch"] for r in read_metrics(run)] == [1, 2, 3]
+
+
+def test_max_time_set_through_the_cli(tmp_path: Path, data_file: Path) -> None:
+    from click.testing import CliRunner
+
+    from genlatent.cli.main import cli
+
+    def train(*args: str):
+        return CliRunner().invoke(cli, ["train", str(data_file), "--out", str(tmp_path / "r"),
+                                        "--print-config", *args])
+
+    done = train("--set", "train.max_time=30m")
+    assert done.exit_code == 0, done.stderr
+    assert json.loads(done.stdout)["config"]["train"]["max_time"] == "30m"
+    bad = train("--set", "train.max_time=soon")
+    assert bad.exit_code == 2 and "max_time must be seconds or a duration" in bad.stderr

@@ -25,6 +25,8 @@ from . import distributed as ddp
 from .checkpoint import latest_checkpoint
 
 INTERRUPTED, MAX_TIME = "interrupted", "max_time"
+# the clock of the time budget and of the run's elapsed time (tests put a fake one here)
+CLOCK: Callable[[], float] = time.monotonic
 _SIGNALS = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None))
                  if s is not None)
 
@@ -35,11 +37,11 @@ class StopRequests:
     def __init__(self, budget: float | None = None, spent: float = 0.0,
                  dist: ddp.DistInfo | None = None, every: int = 1,
                  device: torch.device | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] | None = None) -> None:
         """``budget``: seconds the run may train in all (``max_time``), of which ``spent``
         were used by earlier fits of the run; ``every``: steps between DDP agreements;
         ``device``: where the agreement's all-reduce runs (the training device)."""
-        self.clock = clock
+        self.clock = clock or CLOCK
         self.deadline: float | None = None
         self.set_budget(budget, spent)
         self.dist = dist or ddp.DistInfo()

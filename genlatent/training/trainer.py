@@ -41,7 +41,7 @@ from .outputs import RunOutputs
 from .progress import Progress, kl_line, kl_method_of, say
 from .runlock import RunLock
 from .state import ResumeState, checkpoint_payload
-from .stopping import INTERRUPTED, StopRequests, interrupted_error
+from .stopping import INTERRUPTED, MAX_TIME, StopRequests, interrupted_error
 
 __all__ = ["PRECISIONS", "Trainer", "resolve_device"]
 
@@ -151,7 +151,7 @@ class Trainer:
         self._kl_method: str | None = None
         self._stop = StopRequests()  # signals and the time budget, made by fit
         self._prior_seconds = 0.0  # fitting time of the run before this fit
-        self._fit_start = time.perf_counter()
+        self._fit_start = 0.0
 
     # ------------------------------------------------------------------ public
 
@@ -234,7 +234,7 @@ class Trainer:
         self.step, self.epoch, self.history = 0, 0, []
         self.should_stop, self.stop_reason = False, None
         self._prior_seconds = resume.seconds if resume is not None else 0.0
-        self._fit_start = time.perf_counter()
+        self._fit_start = self._stop.clock()
         self._stop.set_budget(options.max_time_seconds, self._prior_seconds)
         if resume is not None:
             resume.check_model(model, self.out_dir)
@@ -276,7 +276,7 @@ class Trainer:
 
     def run_seconds(self) -> float:
         """Seconds the run has been fitting, earlier fits of a resumed run included."""
-        return self._prior_seconds + time.perf_counter() - self._fit_start
+        return self._prior_seconds + self._stop.clock() - self._fit_start
 
     def _done(self) -> bool:
         """Whether the run ends here: a limit reached, or a stop asked for (signal, time)."""
@@ -326,6 +326,9 @@ class Trainer:
             if self.step and last_saved != self.step:
                 self._checkpoint_now(finished=False)
             raise interrupted_error(self, self._stop)
+        if self._stop.reason == MAX_TIME and self.history:
+            self._note_stop(self.history[-1])  # the budget ran out at an epoch's end
+            self._outputs.write_history(self.history)
         if last_saved != self.step:
             self._checkpoint(batch=0, finished=True)
         self._outputs.save_model(self.model)
@@ -455,6 +458,11 @@ class Trainer:
                                                          f"non-finite validation {means}"))
         return means
 
+    def _note_stop(self, record: dict[str, Any]) -> None:
+        """A stop on the time budget is recorded as the run's and the epoch's stop reason."""
+        if self._stop.reason == MAX_TIME:
+            self.stop_reason = record["stop_reason"] = MAX_TIME
+
     def _end_epoch(self, val_loader: Any) -> dict[str, Any]:
         assert self.optimizer is not None and self.epoch_sums is not None
         means, samples = self.epoch_sums.means(self.dist)
@@ -472,6 +480,7 @@ class Trainer:
         record["elapsed"] = self.run_seconds()
         record["kl_method"] = self._kl_method
         record["world_size"] = self.dist.world_size
+        self._note_stop(record)
         if self.schedule.every == "epoch":
             self.schedule.scheduler.step()
         elif self.schedule.every == "plateau":
