@@ -39,6 +39,18 @@ class Progress:
         self.epoch, self.epochs, self.total_batches, self.first_batch = 0, None, None, 0
         self.epoch_start = 0.0
 
+    @classmethod
+    def for_run(cls, options: Any, step: int, batches_per_epoch: int | None,
+                prior_seconds: float) -> Progress:
+        """Progress on stderr for a fit with these Trainer ``options``, starting at ``step``."""
+        by_epochs = (options.epochs or 0) * (batches_per_epoch or 0)
+        total = min(filter(None, (options.max_steps, by_epochs)), default=None)
+        budget = options.max_time_seconds
+        progress = cls()
+        progress.start_run(step, total, prior_seconds,
+                           None if budget is None else budget - prior_seconds)
+        return progress
+
     def start_run(self, step: int, total_steps: int | None, prior_seconds: float = 0.0,
                   budget_left: float | None = None) -> None:
         """A fit starts at ``step`` of ``total_steps``, ``prior_seconds`` into the run, with

@@ -1,13 +1,9 @@
 """The training loop: ``genlatent.Trainer(...).fit(model, train, val)``.
 
-The Trainer is the loop; each other job has its own module:
-
-- options, checked once: :mod:`.config` (``TrainerConfig``);
-- the run folder's policy (refuse, clear, resume): :mod:`.runfolder`; its lock: :mod:`.runlock`;
-- checkpoint files: :mod:`.checkpoint`; what they carry across a restart: :mod:`.state`;
-- metrics kept on the device and the non-finite check: :mod:`.metrics`;
-- metrics.jsonl, trainer.json, TensorBoard: :mod:`.outputs`; the progress line: :mod:`.progress`;
-- DDP: :mod:`.distributed`.
+The Trainer is the loop; each other job has its own module (docs/training.md has the table):
+options :mod:`.config`, run folder :mod:`.runfolder` and :mod:`.runlock`, checkpoints
+:mod:`.checkpoint` and :mod:`.state`, batches :mod:`.batches`, metric sums :mod:`.metrics`,
+stops :mod:`.stopping`, files :mod:`.outputs`, progress :mod:`.progress`, DDP :mod:`.distributed`.
 
 How the loop costs (almost) nothing per step: metrics are summed on the device and read back
 once per epoch (and when the progress line is redrawn); each step's metrics also go into a
@@ -246,16 +242,12 @@ class Trainer:
         self._loss_fn = training_loss(model, options, self.dist, self.device)
         self._loss_step = LossStep(self.device, options.autocast_dtype)
         self._outputs = RunOutputs(self.out_dir, self.is_main, options.tensorboard)
-        self._progress = Progress() if (options.progress and self.is_main) else None
-        if self._progress is not None:
-            by_epochs = (options.epochs or 0) * (self.batches_per_epoch or 0)
-            budget = options.max_time_seconds
-            self._progress.start_run(
-                self.step, min(filter(None, (options.max_steps, by_epochs)), default=None),
-                self._prior_seconds, None if budget is None else budget - self._prior_seconds)
+        self._progress = None
+        if options.progress and self.is_main:
+            self._progress = Progress.for_run(options, self.step, self.batches_per_epoch,
+                                              self._prior_seconds)
         self._kl_method = kl_method_of(model)
-        line = kl_line(model) if self.is_main else None
-        if line is not None:
+        if self.is_main and (line := kl_line(model)) is not None:
             say(line)
         self._outputs.start(self.config(), self.history)
         for cb in self.callbacks:
@@ -318,19 +310,19 @@ class Trainer:
             every = self.options.every_epochs
             due = every is not None and self.epoch % every == 0
             if self._done() or (due and self.epoch_complete):
-                self._checkpoint_now(finished=self._finished())
+                self._checkpoint(finished=self._finished())
                 last_saved = self.step
             if not self.epoch_complete:
                 break
         if self._stop.reason == INTERRUPTED:
             if self.step and last_saved != self.step:
-                self._checkpoint_now(finished=False)
+                self._checkpoint(finished=False)
             raise interrupted_error(self, self._stop)
         if self._stop.reason == MAX_TIME and self.history:
             self._note_stop(self.history[-1])  # the budget ran out at an epoch's end
             self._outputs.write_history(self.history)
         if last_saved != self.step:
-            self._checkpoint(batch=0, finished=True)
+            self._checkpoint(finished=True)
         self._outputs.save_model(self.model)
         return self.history[-1] if self.history else {}
 
@@ -405,7 +397,7 @@ class Trainer:
                 self._check_finite(ring, filled, keys)
                 filled = 0
                 self.epoch_seconds = prior_seconds + time.perf_counter() - t0
-                self._checkpoint_now(finished=False)
+                self._checkpoint(finished=False)
             if step_callbacks:
                 for cb in step_callbacks:
                     cb.on_step_end(self, step)
@@ -474,12 +466,10 @@ class Trainer:
         record.update({f"train_{key}": value for key, value in means.items()})
         if val_loader is not None:
             record.update({f"val_{k}": v for k, v in self._evaluate(val_loader).items()})
-        record["lr"] = float(self.optimizer.param_groups[0]["lr"])
-        record["samples_per_s"] = samples / seconds if seconds > 0 else 0.0
-        record["time"] = seconds
-        record["elapsed"] = self.run_seconds()
-        record["kl_method"] = self._kl_method
-        record["world_size"] = self.dist.world_size
+        record.update(lr=float(self.optimizer.param_groups[0]["lr"]),
+                      samples_per_s=samples / seconds if seconds > 0 else 0.0, time=seconds,
+                      elapsed=self.run_seconds(), kl_method=self._kl_method,
+                      world_size=self.dist.world_size)
         self._note_stop(record)
         if self.schedule.every == "epoch":
             self.schedule.scheduler.step()
@@ -497,20 +487,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
 
-    def _checkpoint_now(self, finished: bool) -> None:
-        """A checkpoint of where the loop is: an epoch's end, or mid-epoch with its sums."""
-        if self.epoch_complete or self.batch == 0:
-            self._checkpoint(batch=0, finished=finished)
-        else:
-            assert self.epoch_sums is not None
-            self._checkpoint(batch=self.batch, finished=finished,
-                             partial=self.epoch_sums.partial(self.epoch_seconds))
-
-    def _checkpoint(self, batch: int, finished: bool = False,
-                    partial: dict[str, Any] | None = None) -> None:
-        """Write a checkpoint (rank 0) if the weights are finite; every rank takes part."""
+    def _checkpoint(self, finished: bool) -> None:
+        """Write a checkpoint of where the loop is (an epoch's end, or mid-epoch with the
+        epoch's sums) on rank 0, if the weights are finite; every rank takes part."""
         if not weights_finite(self.model):
             raise TrainingError(self._divergence_message(self.step, "non-finite weights"))
-        state = checkpoint_payload(self, batch, finished, partial)
+        mid_epoch = not self.epoch_complete and self.batch > 0
+        partial = self.epoch_sums.partial(self.epoch_seconds) if mid_epoch else None
+        state = checkpoint_payload(self, self.batch if mid_epoch else 0, finished, partial)
         if state is not None:
             save_checkpoint(self.out_dir, state, keep=self.options.keep_checkpoints)
