@@ -212,7 +212,7 @@ class FakeClock(Callback):
 
 
 def test_max_time_stops_like_an_end_and_resume_with_more_goes_on(
-    tmp_path: Path, data_file: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, data_file: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     clock = FakeClock()
     monkeypatch.setattr("genlatent.training.stopping.CLOCK", clock)
@@ -226,6 +226,8 @@ def test_max_time_stops_like_an_end_and_resume_with_more_goes_on(
     assert load_checkpoint(*latest_checkpoint(run))["position"] == {
         "epoch": 1, "batch": 3, "step": 11}
     assert (run / "model").is_dir()
+    assert "time budget max_time=10.5s spent at epoch 2, step 11: checkpoint and model saved" in (
+        capsys.readouterr().err)
     # the same budget again: spent already, nothing more is trained
     again = genlatent.Trainer(out_dir=run, resume=True, max_time=10.5, callbacks=[clock],
                               **OPTIONS).fit(make_model(), data)

@@ -119,3 +119,10 @@ def interrupted_error(trainer: Any, stop: StopRequests) -> TrainingInterrupted:
     return TrainingInterrupted(
         f"training interrupted ({name}) {where}; {kept}", out_dir=str(trainer.out_dir),
         checkpoint=str(found[0]) if found else None, epoch=epoch, step=step)
+
+
+def budget_note(trainer: Any) -> str:
+    """The line a fit stopped by ``max_time`` ends with."""
+    where = f"epoch {trainer.epoch + (0 if trainer.epoch_complete else 1)}, step {trainer.step}"
+    return (f"time budget max_time={trainer.options.max_time} spent at {where}: checkpoint "
+            f"and model saved in {trainer.out_dir}; resume with a larger max_time to go on")

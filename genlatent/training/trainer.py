@@ -37,7 +37,7 @@ from .outputs import RunOutputs
 from .progress import Progress, kl_line, kl_method_of, say
 from .runlock import RunLock
 from .state import ResumeState, checkpoint_payload
-from .stopping import INTERRUPTED, MAX_TIME, StopRequests, interrupted_error
+from .stopping import INTERRUPTED, MAX_TIME, StopRequests, budget_note, interrupted_error
 
 __all__ = ["PRECISIONS", "Trainer", "resolve_device"]
 
@@ -280,9 +280,6 @@ class Trainer:
             return True
         return self._stop.agreed()
 
-    def _finished(self) -> bool:
-        return self._done() and self._stop.reason != INTERRUPTED
-
     def _loop(self, train_loader: Any, val_loader: Any, resume: ResumeState | None
               ) -> dict[str, Any]:
         start_batch = resume.batch if resume is not None else 0
@@ -309,8 +306,9 @@ class Trainer:
             self._end_epoch(val_loader)
             every = self.options.every_epochs
             due = every is not None and self.epoch % every == 0
-            if self._done() or (due and self.epoch_complete):
-                self._checkpoint(finished=self._finished())
+            done = self._done()
+            if done or (due and self.epoch_complete):
+                self._checkpoint(finished=done and self._stop.reason != INTERRUPTED)
                 last_saved = self.step
             if not self.epoch_complete:
                 break
@@ -319,8 +317,10 @@ class Trainer:
                 self._checkpoint(finished=False)
             raise interrupted_error(self, self._stop)
         if self._stop.reason == MAX_TIME and self.history:
-            self._note_stop(self.history[-1])  # the budget ran out at an epoch's end
+            self._note_stop(self.history[-1])  # also when it ran out at an epoch's end
             self._outputs.write_history(self.history)
+            if self.is_main:
+                say(budget_note(self))
         if last_saved != self.step:
             self._checkpoint(finished=True)
         self._outputs.save_model(self.model)
