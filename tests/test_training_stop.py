@@ -262,3 +262,58 @@ def test_max_time_set_through_the_cli(tmp_path: Path, data_file: Path) -> None:
     assert json.loads(done.stdout)["config"]["train"]["max_time"] == "30m"
     bad = train("--set", "train.max_time=soon")
     assert bad.exit_code == 2 and "max_time must be seconds or a duration" in bad.stderr
+
+
+DDP_BUDGET = """
+import os, sys
+import torch, genlatent
+import genlatent.training.stopping as stopping
+from genlatent.training.callbacks import Callback
+
+torch.set_num_threads(1)
+rank = int(os.environ["RANK"])
+
+
+class Clock(Callback):  # rank 1's clock runs twice as fast: the ranks must still agree
+    now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def on_step_end(self, trainer, step):
+        self.now += 1.0 + rank
+
+
+clock = stopping.CLOCK = Clock()
+torch.manual_seed(rank)
+model = genlatent.build({"data": {"kind": "vectors", "shape": [20]}, "latent_dim": 4,
+                         "encoder": {"name": "mlp", "params": {"hidden": [16]}},
+                         "decoder": {"name": "mlp", "params": {"hidden": [16]}}})
+out = genlatent.Trainer(epochs=3, batch_size=32, device="cpu", progress=False, check_every=2,
+                        max_time=5.5, out_dir=sys.argv[2], callbacks=[clock]).fit(
+    model, genlatent.H5Dataset(sys.argv[1], "x"))
+print("RESULT", rank, out["step"], out.get("stop_reason"))
+"""
+
+
+def test_max_time_under_ddp_every_rank_stops_at_the_same_step(
+    tmp_path: Path, data_file: Path
+) -> None:
+    script = tmp_path / "budget.py"
+    script.write_text(DDP_BUDGET)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--standalone", str(script), str(data_file), str(tmp_path / "run")]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=env, start_new_session=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=180)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            pytest.fail(f"timed out: {err[-2000:]}")
+    assert proc.returncode == 0, err[-3000:]
+    results = sorted(line.split()[1:] for line in out.splitlines() if line.startswith("RESULT"))
+    # rank 1 runs out after step 3, rank 0 after step 6: both stop at the sync of step 4
+    assert results == [["0", "4", "max_time"], ["1", "4", "max_time"]]
+    assert load_checkpoint(*latest_checkpoint(tmp_path / "run"))["position"]["step"] == 4

@@ -6,8 +6,10 @@ budget, one clock read) and stops there, checkpoints and reports. A second signa
 ``KeyboardInterrupt`` at once (checkpoint writes are atomic, so the last good one survives).
 The previous handlers come back when the fit ends.
 
-Under DDP every rank must stop at the same step: the ranks agree (one all-reduce) only at the
-steps where they sync anyway for the non-finite check, every ``check_every`` steps.
+Under DDP (``torchrun``) the handlers are not installed: torchrun owns its workers' signals
+(on a lost node it SIGTERMs the survivors to restart the group, which must not wait for a step
+that a dead peer blocks). The time budget still applies there, and every rank must stop at the
+same step: the ranks agree (one all-reduce) only every ``check_every`` steps.
 """
 
 from __future__ import annotations

@@ -77,8 +77,7 @@ class Trainer:
         num_workers: reader processes for datasets streamed from disk (in-memory ones are
             read in-process).
         validate_distributions: keep torch/Pyro distribution argument checks on during the fit
-            (off by default: each check is a device sync; the trainer checks for non-finite
-            values itself).
+            (off by default: each is a device sync; the trainer checks for non-finite values).
     """
 
     def __init__(
@@ -183,7 +182,8 @@ class Trainer:
         lock = RunLock(self.out_dir) if self.is_main else None
         validate = torch.distributions.Distribution._validate_args
         self._stop = StopRequests(dist=self.dist, every=self.options.check_every, device=device)
-        self._stop.install()
+        if not self.dist.enabled:  # under torchrun, signals stay torchrun's (it stops/restarts)
+            self._stop.install()
         try:
             if lock is not None:
                 lock.acquire()
