@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_trainer import DIM, ROWS, make_model, read_metrics  # the same tiny VAE and files
 
 import genlatent
 from genlatent.data import write_h5
@@ -23,16 +24,6 @@ from genlatent.training.callbacks import Callback
 from genlatent.training.checkpoint import latest_checkpoint, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
-ROWS, DIM = 256, 20
-
-
-def make_model(seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return genlatent.build({
-        "data": {"kind": "vectors", "shape": [DIM]}, "latent_dim": 4,
-        "encoder": {"name": "mlp", "params": {"hidden": [16]}},
-        "decoder": {"name": "mlp", "params": {"hidden": [16]}},
-    })
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +37,6 @@ def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def read_metrics(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 class SignalAt(Callback):
