@@ -464,7 +464,7 @@ class Trainer:
         if not self.epoch_complete:
             record["partial_epoch"] = True
         record.update({f"train_{key}": value for key, value in means.items()})
-        if val_loader is not None:
+        if val_loader is not None and self._stop.reason != INTERRUPTED:  # Ctrl-C: be quick
             record.update({f"val_{k}": v for k, v in self._evaluate(val_loader).items()})
         record.update(lr=float(self.optimizer.param_groups[0]["lr"]),
                       samples_per_s=samples / seconds if seconds > 0 else 0.0, time=seconds,
