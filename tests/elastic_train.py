@@ -39,7 +39,7 @@ class Chaos(Callback):
 
     def on_fit_start(self, trainer: Any) -> None:
         if self.log:
-            line = json.dumps({"attempt": self.attempt, "rank": trainer.dist.rank,
+            line = json.dumps({"attempt": self.attempt, "rank": int(os.environ.get("RANK", "0")),
                                "node": os.environ.get("GROUP_RANK"), "start_step": trainer.step,
                                "kills": self.kill_at, "pid": os.getpid()})
             with open(self.log, "a") as handle:  # one short line per append: no interleaving
