@@ -2,7 +2,8 @@
 and the final model equals an uninterrupted run's.
 
 Two simulated nodes on localhost (two ``torchrun`` agents, c10d rendezvous, Gloo, one rank
-each) run ``tests/elastic_train.py``; on one node the worker SIGKILLs itself mid-run, twice.
+each) run ``tests/elastic_train.py``; the worker of rank 0, later the worker of rank 1,
+SIGKILLs itself mid-run. The model is compared with a separate uninterrupted torchrun.
 Every process started here carries a token in its environment and is killed at the end of
 the test by that token (torchrun starts its workers in sessions of their own, so killing the
 agents' process groups would leave them running).
@@ -163,7 +164,7 @@ def test_group_store_is_the_one_rank_0_publishes_now(monkeypatch: pytest.MonkeyP
     agent.set(ddp._GROUP_STORE_KEY, f"{other.port}:1:1")  # left by an earlier group
     found: dict[str, object] = {}
     rank1 = threading.Thread(target=lambda: found.update(
-        store=ddp._group_store(1, 2, timedelta(seconds=60))))
+        store=ddp._group_store(1, 2, timedelta(seconds=60))), daemon=True)
     rank1.start()
     rank1.join(timeout=1.5)
     assert rank1.is_alive(), "rank 1 took a store rank 0 had not published"
