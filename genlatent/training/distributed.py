@@ -66,7 +66,7 @@ def setup(device_type: str) -> DistInfo:
         dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
     else:
         dist.init_process_group(backend=backend, store=store, rank=rank,
-                                world_size=world_size, timeout=_timeout())
+                                world_size=world_size)
     # The group stays up for later fits in this process (joining torchrun's rendezvous a second
     # time would hang) and is left at exit.
     atexit.register(_leave)
@@ -78,7 +78,7 @@ _CONNECT_TRY = timedelta(seconds=2)
 
 
 def _timeout() -> timedelta:
-    """How long collectives and the store wait for a peer (torch's default, 30 minutes)."""
+    """How long the group store waits for a peer (``default_pg_timeout``, 30 minutes)."""
     from torch.distributed.constants import default_pg_timeout
 
     return default_pg_timeout
@@ -87,14 +87,15 @@ def _timeout() -> timedelta:
 def _group_store(rank: int, world_size: int, timeout: timedelta) -> dist.Store | None:
     """A store that only this worker group uses, when torchrun lends its agent's store.
 
-    Under torchrun (c10d rendezvous, torch >= 2.4) every worker gets ``MASTER_ADDR:MASTER_PORT``
-    of a store kept by the agent of node 0 for the whole run, and ``init_process_group`` puts
+    Under torchrun (c10d rendezvous) every worker gets ``MASTER_ADDR:MASTER_PORT`` of a store
+    kept by the agent of node 0 for the whole run, and ``init_process_group`` puts
     its keys there without a per-restart prefix (``TORCHELASTIC_RESTART_COUNT`` is counted per
     node, so it cannot be one). After a restart the previous group's keys are still there, and
     a rank that reads them before its peer has replaced them connects to a dead process. So
-    rank 0 starts a fresh store on a free port and publishes the port in the agent's store;
-    the others connect to the port they read, and a port that does not answer is a stale one
-    (every worker of the previous group has exited before a new group starts): read it again.
+    rank 0 starts a fresh store on a free port and publishes its port and a token naming it in
+    the agent's store; the others connect to the port they read, and a port that does not
+    answer (every worker of the previous group has exited before a new group starts), or a
+    store that does not hold the token, is stale: read the agent's store again.
     Returns None outside torchrun's shared store (``init_process_group``'s own ``env://``).
     """
     if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
