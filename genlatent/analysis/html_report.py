@@ -37,16 +37,34 @@ HTML_FILE = "report.html"
 JSON_FILE = "report.json"
 
 _PICTURES = (
-    ("latent.png", "Latent map", "Posterior means of the examined examples (the first two "
-     "principal components when the latent space has more than two dimensions)."),
-    ("reconstructions.png", "Reconstructions", "Inputs above their reconstructions (decoded "
-     "posterior means)."),
-    ("samples.png", "Samples from the prior", "Decoded draws from the prior: what the model "
-     "makes of regions of the latent space chosen by the prior, not by data."),
-    ("interpolations.png", "Interpolations", "Decoded straight paths between the codes of "
-     "pairs of examples: a continuous latent space gives gradual changes."),
-    ("curves.png", "Training curves", "Per-epoch metrics from metrics.jsonl; training solid, "
-     "validation dashed."),
+    (
+        "latent.png",
+        "Latent map",
+        "Posterior means of the examined examples (the first two "
+        "principal components when the latent space has more than two dimensions).",
+    ),
+    (
+        "reconstructions.png",
+        "Reconstructions",
+        "Inputs above their reconstructions (decoded posterior means).",
+    ),
+    (
+        "samples.png",
+        "Samples from the prior",
+        "Decoded draws from the prior: what the model "
+        "makes of regions of the latent space chosen by the prior, not by data.",
+    ),
+    (
+        "interpolations.png",
+        "Interpolations",
+        "Decoded straight paths between the codes of "
+        "pairs of examples: a continuous latent space gives gradual changes.",
+    ),
+    (
+        "curves.png",
+        "Training curves",
+        "Per-epoch metrics from metrics.jsonl; training solid, validation dashed.",
+    ),
 )
 
 
@@ -93,8 +111,9 @@ def write_report(
     numbers["genlatent_version"] = __version__
     say("drawing pictures")
     with tempfile.TemporaryDirectory(prefix="genlatent-report-") as tmp:
-        pictures = _draw(run, Path(tmp), model, dataset, numbers, label, max_points, seed,
-                         batch_size)
+        pictures = _draw(
+            run, Path(tmp), model, dataset, numbers, label, max_points, seed, batch_size
+        )
         page = render_html(numbers, pictures)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -119,21 +138,46 @@ def _finite(value: Any) -> Any:
 
 
 def _draw(
-    run: Any, tmp: Path, model: Any, dataset: Any, numbers: dict[str, Any], label: str | None,
-    max_points: int, seed: int, batch_size: int,
+    run: Any,
+    tmp: Path,
+    model: Any,
+    dataset: Any,
+    numbers: dict[str, Any],
+    label: str | None,
+    max_points: int,
+    seed: int,
+    batch_size: int,
 ) -> dict[str, tuple[str, str, bytes]]:
     """``{file: (title, caption, png bytes)}`` for every picture that could be drawn."""
     from .report import make_plots
 
-    made = {p.name: p for p in make_plots(run, tmp, model, dataset, label=label,
-                                          max_points=max_points, seed=seed,
-                                          batch_size=batch_size)}
+    made = {
+        p.name: p
+        for p in make_plots(
+            run,
+            tmp,
+            model,
+            dataset,
+            label=label,
+            max_points=max_points,
+            seed=seed,
+            batch_size=batch_size,
+        )
+    }
     own = [
-        ("active_units.png", "Active units", "Variance across the data of each latent "
-         "dimension's posterior mean; dimensions under the line carry no information.",
-         _active_units_figure),
-        ("overfitting.png", "Training vs validation", "Neg ELBO per epoch (nats per example) "
-         "and the gap between them.", _overfitting_figure),
+        (
+            "active_units.png",
+            "Active units",
+            "Variance across the data of each latent "
+            "dimension's posterior mean; dimensions under the line carry no information.",
+            _active_units_figure,
+        ),
+        (
+            "overfitting.png",
+            "Training vs validation",
+            "Neg ELBO per epoch (nats per example) and the gap between them.",
+            _overfitting_figure,
+        ),
     ]
     for name, _title, _caption, draw in own:
         path = tmp / name
@@ -226,7 +270,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     body = []
     for row in rows:
         cells = [
-            f'<td class="num">{_fmt(c)}</td>' if isinstance(c, (int, float)) or c is None
+            f'<td class="num">{_fmt(c)}</td>'
+            if isinstance(c, (int, float)) or c is None
             else f"<td>{html.escape(str(c))}</td>"
             for c in row
         ]
@@ -290,15 +335,24 @@ def render_html(numbers: dict[str, Any], pictures: dict[str, tuple[str, str, byt
             f"{comp['pca_components']} dimensions."
         )
         parts.append(f"<p><b>{html.escape(verdict)}</b></p>")
-        parts.append(_table(
-            ["", "squared error per example", "fraction of variance unexplained"],
-            [["model", comp["model"], comp["model_unexplained_fraction"]],
-             [f"PCA ({comp['pca_components']} components)", comp["pca"],
-              comp["pca_unexplained_fraction"]],
-             ["mean only", comp["total_variance"], 1.0]],
-        ))
-        parts.append(f"<p class='note'>{html.escape(comp['units'])}; PCA fitted "
-                     f"{html.escape(comp['pca_fit'])}.</p>")
+        parts.append(
+            _table(
+                ["", "squared error per example", "fraction of variance unexplained"],
+                [
+                    ["model", comp["model"], comp["model_unexplained_fraction"]],
+                    [
+                        f"PCA ({comp['pca_components']} components)",
+                        comp["pca"],
+                        comp["pca_unexplained_fraction"],
+                    ],
+                    ["mean only", comp["total_variance"], 1.0],
+                ],
+            )
+        )
+        parts.append(
+            f"<p class='note'>{html.escape(comp['units'])}; PCA fitted "
+            f"{html.escape(comp['pca_fit'])}.</p>"
+        )
 
     parts.append("<h2>Continuity: do neighbours stay neighbours?</h2>")
     cont = numbers.get("continuity")
@@ -306,10 +360,15 @@ def render_html(numbers: dict[str, Any], pictures: dict[str, tuple[str, str, byt
     if why:
         parts.append(f"<p class='note'>Skipped: {html.escape(why)}</p>")
     else:
-        parts.append(_table(
-            ["k neighbours", "trustworthiness", "continuity"],
-            [[k, cont["trustworthiness"][str(k)], cont["continuity"][str(k)]] for k in cont["k"]],
-        ))
+        parts.append(
+            _table(
+                ["k neighbours", "trustworthiness", "continuity"],
+                [
+                    [k, cont["trustworthiness"][str(k)], cont["continuity"][str(k)]]
+                    for k in cont["k"]
+                ],
+            )
+        )
         parts.append(
             "<p class='note'>Trustworthiness (1 is best) falls when examples that are close in "
             "latent space are far apart in data space; continuity falls when data neighbours "
@@ -324,20 +383,32 @@ def render_html(numbers: dict[str, Any], pictures: dict[str, tuple[str, str, byt
         parts.append(f"<p class='note'>Skipped: {html.escape(why)}</p>")
     else:
         trip, agg = comp["round_trip"], comp["aggregate_posterior"]
-        parts.append(_table(
-            ["quantity", "value"],
-            [["median distance, re-encoded prior sample to nearest data code",
-              trip["median_distance_prior"]],
-             ["median distance, data code to nearest other data code",
-              trip["median_distance_data"]],
-             ["ratio (1: prior samples land where data sits)", trip["ratio"]],
-             ["fraction of prior samples farther than 95% of data codes",
-              trip["fraction_beyond_data_95th_percentile"]],
-             ["KL(moment-matched aggregate posterior || prior), nats",
-              agg["gaussian_kl_to_prior"]],
-             ["MMD² aggregate posterior vs prior", agg["mmd2"]],
-             ["MMD² prior vs prior (noise level)", agg["mmd2_prior_vs_prior"]]],
-        ))
+        parts.append(
+            _table(
+                ["quantity", "value"],
+                [
+                    [
+                        "median distance, re-encoded prior sample to nearest data code",
+                        trip["median_distance_prior"],
+                    ],
+                    [
+                        "median distance, data code to nearest other data code",
+                        trip["median_distance_data"],
+                    ],
+                    ["ratio (1: prior samples land where data sits)", trip["ratio"]],
+                    [
+                        "fraction of prior samples farther than 95% of data codes",
+                        trip["fraction_beyond_data_95th_percentile"],
+                    ],
+                    [
+                        "KL(moment-matched aggregate posterior || prior), nats",
+                        agg["gaussian_kl_to_prior"],
+                    ],
+                    ["MMD² aggregate posterior vs prior", agg["mmd2"]],
+                    ["MMD² prior vs prior (noise level)", agg["mmd2_prior_vs_prior"]],
+                ],
+            )
+        )
         mol = comp.get("molecules")
         if mol:
             parts.append(_table(["molecules", "value"], [[k, v] for k, v in mol.items()]))
@@ -354,10 +425,12 @@ def render_html(numbers: dict[str, Any], pictures: dict[str, tuple[str, str, byt
     if not over:
         parts.append("<p class='note'>The run logged no validation metrics.</p>")
     else:
-        parts.append(_table(
-            ["epoch", f"train {over['metric']}", f"validation {over['metric']}", "gap"],
-            list(zip(over["epochs"], over["train"], over["val"], over["gap"], strict=True)),
-        ))
+        parts.append(
+            _table(
+                ["epoch", f"train {over['metric']}", f"validation {over['metric']}", "gap"],
+                list(zip(over["epochs"], over["train"], over["val"], over["gap"], strict=True)),
+            )
+        )
         parts.append(
             f"<p>Last gap {_fmt(over['last_gap'])} nats; validation was still at its best "
             f"in the last epoch ({over['best_val_epoch']}).</p>"

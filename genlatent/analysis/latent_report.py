@@ -100,9 +100,7 @@ def _trust_from(order_low: np.ndarray, ranks_high: np.ndarray, k: int) -> float:
 
 def _check_k(n: int, k: int) -> None:
     if not 1 <= k < n / 2:
-        raise GenlatentError(
-            f"neighbours k={k} must be at least 1 and below half the {n} examples"
-        )
+        raise GenlatentError(f"neighbours k={k} must be at least 1 and below half the {n} examples")
 
 
 def trustworthiness(high: np.ndarray, low: np.ndarray, k: int = 10) -> float:
@@ -368,11 +366,20 @@ def latent_report(
     lengths = lengths.to(device) if lengths is not None else None
     k = int(model.latent_dim)
     report: dict[str, Any] = {
-        "data": {"path": str(dataset.path), "key": dataset.key, "rows": len(dataset),
-                 "examined": n, "kind": model.data.kind, "shape": list(model.data.shape)},
-        "model": {"model": model.spec.get("model"), "latent_dim": k,
-                  "prior": (model.spec.get("prior") or {}).get("name"),
-                  "likelihood": (model.spec.get("likelihood") or {}).get("name")},
+        "data": {
+            "path": str(dataset.path),
+            "key": dataset.key,
+            "rows": len(dataset),
+            "examined": n,
+            "kind": model.data.kind,
+            "shape": list(model.data.shape),
+        },
+        "model": {
+            "model": model.spec.get("model"),
+            "latent_dim": k,
+            "prior": (model.spec.get("prior") or {}).get("name"),
+            "likelihood": (model.spec.get("likelihood") or {}).get("name"),
+        },
         "seed": seed,
     }
 
@@ -414,8 +421,11 @@ def latent_report(
     usable = [kk for kk in neighbours if 1 <= kk < n / 2]
     if usable:
         progress(f"continuity: trustworthiness and continuity over k = {usable}")
-        report["continuity"] = {"k": usable, "space": "data as read vs posterior means",
-                                **neighbourhood_scores(flat, means, usable)}
+        report["continuity"] = {
+            "k": usable,
+            "space": "data as read vs posterior means",
+            **neighbourhood_scores(flat, means, usable),
+        }
     else:
         report["continuity"] = {"skipped": f"too few examples ({n}) for k = {list(neighbours)}"}
 
