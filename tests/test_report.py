@@ -46,6 +46,13 @@ def test_pca_error_is_zero_on_rank_k_data_and_the_dropped_power_otherwise() -> N
     assert lr.pca_error(x, 2)["squared_error"] == pytest.approx(s[2] ** 2 / 300)
     assert lr.pca_error(x, 0)["squared_error"] == pytest.approx(exact["total_variance"])
     assert lr.squared_error(x, x + 0.5) == pytest.approx(12 * 0.25)
+    # fitted on other rows of the same subspace: still exact; on the rows themselves: in-sample
+    assert lr.pca_fit_error(x[:100], x[100:], 3) == pytest.approx(0.0, abs=1e-9)
+    assert lr.pca_fit_error(x, x, 2) == pytest.approx(lr.pca_error(x, 2)["squared_error"])
+    noisy = x + 0.1 * rng.normal(size=x.shape)
+    assert lr.pca_fit_error(noisy[:150], noisy[150:], 3) > lr.pca_error(noisy[150:], 3)[
+        "squared_error"
+    ]
 
 
 def test_trustworthiness_is_one_for_isometries_and_half_for_random_codes() -> None:
@@ -148,6 +155,7 @@ def data_dir(tmp_path_factory) -> Path:
     y = rng.integers(0, 3, 120)
     x = (rng.random((120, 12)) < (0.15 + 0.3 * y[:, None])).astype(np.float32)
     write_h5(folder / "vec.h5", x, labels={"y": y}, attrs={"kind": "vectors"})
+    write_h5(folder / "train.h5", x[::-1][:60], attrs={"kind": "vectors"})
     return folder
 
 
@@ -165,7 +173,7 @@ def run_dir(data_dir, tmp_path_factory) -> Path:
 def report_dir(run_dir, data_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("report") / "rep"
     result = invoke("report", run_dir, data_dir / "vec.h5", "--out", out, "--prior-samples",
-                    200, "--neighbours", "5,10")
+                    200, "--neighbours", "5,10", "--pca-fit", data_dir / "train.h5")
     assert result.stdout.split() == [str(out / "report.html"), str(out / "report.json")]
     assert "continuity" in result.stderr  # progress goes to stderr
     return out
@@ -183,7 +191,11 @@ def test_report_numbers_agree_with_the_model(report_dir, run_dir, data_dir) -> N
     assert numbers["data"]["examined"] == 120
     comp = numbers["compression"]
     assert comp["model"] == pytest.approx(lr.squared_error(x.numpy(), recon), rel=1e-5)
-    assert comp["pca"] == pytest.approx(lr.pca_error(x.numpy(), 3)["squared_error"], rel=1e-9)
+    assert comp["pca_in_sample"] == pytest.approx(
+        lr.pca_error(x.numpy(), 3)["squared_error"], rel=1e-9)
+    train = genlatent.H5Dataset(data_dir / "train.h5").read(slice(None))["x"].numpy()
+    assert comp["pca"] == pytest.approx(lr.pca_fit_error(train, x.numpy(), 3), rel=1e-9)
+    assert comp["pca"] > comp["pca_in_sample"] and "60 rows of" in comp["pca_fit"]
     assert comp["model_better_by"] == pytest.approx(1 - comp["model"] / comp["pca"])
     assert numbers["fit"]["kl"] == pytest.approx(kl, rel=1e-4)  # analytic: deterministic
     assert numbers["active_units"]["count"] == inference.active_units(means.numpy())
@@ -210,6 +222,7 @@ def test_report_page_embeds_every_picture(report_dir) -> None:
     assert "<script" not in page and "http" not in page  # nothing fetched, nothing run
     for title in ("Compression", "Continuity", "Completeness", "Overfitting", "Active units"):
         assert title in page
+    assert "in sample" in page  # both PCA fits are shown
 
 
 def test_report_for_an_autoencoder_skips_what_needs_a_prior(data_dir, tmp_path) -> None:

@@ -81,12 +81,14 @@ def write_report(
     seed: int = 0,
     batch_size: int = 256,
     device: str = "cpu",
+    pca_data: str | os.PathLike[str] | Any | None = None,
     model: Any | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Write ``report.html`` and ``report.json`` for the run (or model) folder ``run`` on
     ``data`` (a path, or an opened dataset) into ``out_dir``; return
-    ``{"html": Path, "json": Path, "report": the numbers}``."""
+    ``{"html": Path, "json": Path, "report": the numbers}``. ``pca_data`` (a path or a
+    dataset, typically the training data) is what PCA is fitted on besides ``data``."""
     from ..data import open_dataset
 
     say = progress or (lambda message: None)
@@ -94,12 +96,15 @@ def write_report(
     if model is None:
         model = load_run_model(run, device)
     dataset = data if hasattr(data, "read") else open_dataset(data, key, labels=True)
+    if pca_data is not None and not hasattr(pca_data, "read"):
+        pca_data = open_dataset(pca_data, dataset.key)
     folder = run_dir(Path(run))
     rows = read_metrics(folder) if folder is not None else []
     numbers = latent_report(
         model,
         dataset,
         metrics=rows,
+        pca_data=pca_data,
         max_points=max_points,
         neighbours=neighbours,
         prior_samples=prior_samples,
@@ -298,6 +303,56 @@ def _skipped(section: Any) -> str | None:
     return None
 
 
+def summary_lines(numbers: dict[str, Any]) -> list[str]:
+    """One plain sentence per question, for the top of the page."""
+    lines = []
+    comp = numbers.get("compression")
+    if comp and "skipped" not in comp:
+        better = comp["model_better_by"]
+        lines.append(
+            f"Compression: reconstruction error {abs(better):.0%} "
+            f"{'below' if better >= 0 else 'above'} PCA with {comp['pca_components']} "
+            f"components (PCA fitted on {comp['pca_fit']})."
+        )
+    cont = numbers.get("continuity")
+    if cont and "skipped" not in cont:
+        k = str(10 if 10 in cont["k"] else cont["k"][0])
+        lines.append(
+            f"Continuity: trustworthiness {cont['trustworthiness'][k]:.3f}, continuity "
+            f"{cont['continuity'][k]:.3f} over {k} neighbours (1 is perfect, 0.5 random)."
+        )
+    comp = numbers.get("completeness")
+    if comp and "skipped" not in comp:
+        trip, agg = comp["round_trip"], comp["aggregate_posterior"]
+        kl = agg["gaussian_kl_to_prior"]
+        lines.append(
+            f"Completeness: re-encoded prior samples lie {trip['ratio']:.2f}x as far from the "
+            f"nearest data code as data codes from each other; "
+            f"{trip['fraction_beyond_data_95th_percentile']:.0%} beyond the data's 95th "
+            f"percentile; aggregate posterior vs prior: KL {_fmt(kl, 3)} nats, MMD² "
+            f"{_fmt(agg['mmd2'], 3)} (noise {_fmt(agg['mmd2_prior_vs_prior'], 2)})."
+        )
+        if "validity" in (comp.get("molecules") or {}):
+            lines.append(
+                f"Molecules: {comp['molecules']['validity']:.1%} of prior samples are valid SMILES."
+            )
+    over = numbers.get("overfitting")
+    if over:
+        tail = (
+            "validation still improving at the last epoch"
+            if over["val_rise_since_best"] <= 0
+            else f"validation up {over['val_rise_since_best']:.3g} nats since its best "
+            f"(epoch {over['best_val_epoch']})"
+        )
+        lines.append(
+            f"Overfitting: validation - train {over['metric']} {over['last_gap']:+.3g} nats "
+            f"at the last epoch; {tail}."
+        )
+    units = numbers["active_units"]
+    lines.append(f"Active units: {units['count']} of {units['of']}.")
+    return lines
+
+
 def render_html(numbers: dict[str, Any], pictures: dict[str, tuple[str, str, bytes]]) -> str:
     """The report page: sections for each question, pictures as data URIs, no scripts."""
     d, m = numbers["data"], numbers["model"]
@@ -317,6 +372,9 @@ def render_html(numbers: dict[str, Any], pictures: dict[str, tuple[str, str, byt
         )
         + "</p>",
     ]
+    parts.append("<h2>Summary</h2><ul>")
+    parts.extend(f"<li>{html.escape(line)}</li>" for line in summary_lines(numbers))
+    parts.append("</ul>")
     fit = numbers.get("fit") or {}
     if fit:
         parts.append("<h2>Fit</h2>")
@@ -335,22 +393,26 @@ def render_html(numbers: dict[str, Any], pictures: dict[str, tuple[str, str, byt
             f"{comp['pca_components']} dimensions."
         )
         parts.append(f"<p><b>{html.escape(verdict)}</b></p>")
-        parts.append(
-            _table(
-                ["", "squared error per example", "fraction of variance unexplained"],
+        rows = [
+            ["model", comp["model"], comp["model_unexplained_fraction"]],
+            [
+                f"PCA ({comp['pca_components']} components)",
+                comp["pca"],
+                comp["pca_unexplained_fraction"],
+            ],
+        ]
+        if comp["pca_in_sample"] != comp["pca"]:
+            rows.append(
                 [
-                    ["model", comp["model"], comp["model_unexplained_fraction"]],
-                    [
-                        f"PCA ({comp['pca_components']} components)",
-                        comp["pca"],
-                        comp["pca_unexplained_fraction"],
-                    ],
-                    ["mean only", comp["total_variance"], 1.0],
-                ],
+                    "PCA fitted on the examined rows (in sample)",
+                    comp["pca_in_sample"],
+                    comp["pca_in_sample"] / comp["total_variance"],
+                ]
             )
-        )
+        rows.append(["the mean alone", comp["total_variance"], 1.0])
+        parts.append(_table(["", "squared error per example", "fraction unexplained"], rows))
         parts.append(
-            f"<p class='note'>{html.escape(comp['units'])}; PCA fitted "
+            f"<p class='note'>{html.escape(comp['units'])}; PCA fitted on "
             f"{html.escape(comp['pca_fit'])}.</p>"
         )
 

@@ -39,6 +39,15 @@ def _neighbours(ctx: click.Context, param: click.Parameter, value: str) -> tuple
 )
 @key_option
 @click.option(
+    "--pca-fit",
+    "pca_fit",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="Also fit PCA on this file (e.g. the training data) for the fair comparison.  "
+    "[default: PCA fitted on DATA only]",
+)
+@click.option(
     "--color-by",
     "label",
     default=None,
@@ -74,6 +83,7 @@ def report_command(
     data: str,
     out: Path | None,
     key: str | None,
+    pca_fit: str | None,
     label: str | None,
     max_points: int,
     neighbours: tuple[int, ...],
@@ -97,7 +107,7 @@ def report_command(
     \b
     Example:
       genlatent report runs/quick datasets/samples/fashion_mnist_test_500.h5 \\
-          --out runs/quick/report
+          --pca-fit datasets/samples/fashion_mnist_2k.h5 --out runs/quick/report
     """
     from ..analysis.html_report import write_report
     from ..analysis.plots import pyplot
@@ -112,6 +122,7 @@ def report_command(
         run,
         dataset,
         folder,
+        pca_data=open_dataset(pca_fit, dataset.key) if pca_fit else None,
         label=label,
         max_points=max_points,
         neighbours=neighbours,
