@@ -239,6 +239,41 @@ def test_report_for_an_autoencoder_skips_what_needs_a_prior(data_dir, tmp_path) 
     assert page.count("<img") == 4  # latent, reconstructions, interpolations, active units
 
 
+def test_token_report_skips_compression_and_scores_molecules(tmp_path, monkeypatch) -> None:
+    import sys
+    import types
+
+    import genlatent.analysis
+    from genlatent.data.importers import import_smiles
+
+    (tmp_path / "m.csv").write_text(
+        "smiles\n" + "\n".join(["CCO", "c1ccccc1", "CC(=O)O", "CCN", "OCC(Cl)Br", "CCCC"] * 4)
+    )
+    import_smiles(tmp_path / "m.csv", tmp_path / "m.h5")
+    data = genlatent.H5Dataset(tmp_path / "m.h5")
+    model = genlatent.build(
+        {"latent_dim": 2, "data": data.spec.to_dict(),
+         "encoder": {"name": "gru", "params": {"hidden_size": 8, "embedding_dim": 4}},
+         "decoder": {"name": "gru", "params": {"hidden_size": 8, "embedding_dim": 4}}},
+        seed=0,
+    ).eval()
+    seen = []
+
+    def molecule_metrics(strings):
+        seen.append(list(strings))
+        return {"samples": len(strings), "validity": 0.25, "note": "fake", "flag": True}
+
+    fake = types.SimpleNamespace(molecule_metrics=molecule_metrics)
+    monkeypatch.setitem(sys.modules, "genlatent.analysis.molecules", fake)
+    monkeypatch.setattr(genlatent.analysis, "molecules", fake, raising=False)
+    numbers = lr.latent_report(model, data, neighbours=(3, 5), prior_samples=10)
+    assert "token data" in numbers["compression"]["skipped"]
+    assert set(numbers["continuity"]["trustworthiness"]) == {"3", "5"}
+    assert numbers["completeness"]["molecules"] == {"samples": 10, "validity": 0.25,
+                                                    "note": "fake"}
+    assert len(seen) == 1 and len(seen[0]) == 10 and all(isinstance(s, str) for s in seen[0])
+
+
 def test_report_rejects_data_of_another_shape_without_writing(run_dir, tmp_path) -> None:
     write_h5(tmp_path / "other.h5", np.zeros((20, 5), np.float32), attrs={"kind": "vectors"})
     result = invoke("report", run_dir, tmp_path / "other.h5", "--out", tmp_path / "r", ok=False)

@@ -333,24 +333,29 @@ def _batches(x: torch.Tensor, lengths: torch.Tensor | None, batch_size: int):
 
 
 def _molecule_validity(model: Any, decoded: dict[str, np.ndarray]) -> dict[str, Any] | None:
-    """Validity of decoded prior samples as SMILES, when the molecule tools are there."""
+    """The molecule metrics (validity, uniqueness, ...) of decoded prior samples, when
+    ``genlatent.analysis.molecules`` is there; numbers and notes only."""
     if model.data.kind != "tokens":
         return None
     try:
         from . import molecules  # type: ignore[attr-defined]
     except ImportError:
         return None
+    scorer = getattr(molecules, "molecule_metrics", None)
+    if scorer is None:
+        return None
     from .h5out import decode_tokens
 
     strings = decode_tokens(model.data, decoded["x"])
-    scorer = getattr(molecules, "validity", None)
-    if scorer is None:
-        return None
     try:
-        value = scorer(strings)
-    except Exception as exc:  # noqa: BLE001 - RDKit missing or failing is reported, not fatal
+        metrics = scorer(strings)
+    except Exception as exc:  # noqa: BLE001 - a failing scorer is reported, never fatal
         return {"skipped": f"{type(exc).__name__}: {exc}".splitlines()[0]}
-    return {"validity": float(value), "samples": len(strings)}
+    return {
+        name: value
+        for name, value in metrics.items()
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool)
+    }
 
 
 def latent_report(
