@@ -274,13 +274,18 @@ def test_token_report_skips_compression_and_scores_molecules(tmp_path, monkeypat
     assert len(seen) == 1 and len(seen[0]) == 10 and all(isinstance(s, str) for s in seen[0])
 
 
-def test_report_rejects_data_of_another_shape_without_writing(run_dir, tmp_path) -> None:
+def test_report_rejects_bad_input_without_writing(run_dir, data_dir, tmp_path) -> None:
     write_h5(tmp_path / "other.h5", np.zeros((20, 5), np.float32), attrs={"kind": "vectors"})
     result = invoke("report", run_dir, tmp_path / "other.h5", "--out", tmp_path / "r", ok=False)
     assert result.exit_code == 2 and "shape [5]" in result.stderr
     assert not (tmp_path / "r").exists()
     result = invoke("report", run_dir, tmp_path / "other.h5", "--neighbours", "0", ok=False)
     assert result.exit_code == 2 and "--neighbours" in result.stderr
+    result = invoke("report", run_dir, data_dir / "vec.h5", "--color-by", "nope", "--out",
+                    tmp_path / "r", ok=False)
+    assert result.exit_code == 2 and "no label 'nope'" in result.stderr
+    assert "encoding" not in result.stderr  # refused before any work
+    assert not (tmp_path / "r").exists()
 
 
 def test_render_html_escapes_names() -> None:

@@ -31,6 +31,7 @@ from .._version import __version__
 from ..atomic import write_text
 from . import plots
 from .latent_report import latent_report
+from .report import choose_label
 from .runs import load_run_model, read_metrics, run_dir
 
 HTML_FILE = "report.html"
@@ -96,6 +97,7 @@ def write_report(
     if model is None:
         model = load_run_model(run, device)
     dataset = data if hasattr(data, "read") else open_dataset(data, key, labels=True)
+    choose_label(dataset, label)  # an unknown --color-by fails now, not after the numbers
     if pca_data is not None and not hasattr(pca_data, "read"):
         pca_data = open_dataset(pca_data, dataset.key)
     folder = run_dir(Path(run))
@@ -153,22 +155,31 @@ def _draw(
     seed: int,
     batch_size: int,
 ) -> dict[str, tuple[str, str, bytes]]:
-    """``{file: (title, caption, png bytes)}`` for every picture that could be drawn."""
-    from .report import make_plots
+    """``{file: (title, caption, png bytes)}`` for every picture that could be drawn: the
+    run's standard pictures (:mod:`genlatent.analysis.report`, one function each) and the
+    report's own."""
+    import torch
 
-    made = {
-        p.name: p
-        for p in make_plots(
-            run,
-            tmp,
-            model,
-            dataset,
-            label=label,
-            max_points=max_points,
-            seed=seed,
-            batch_size=batch_size,
+    from . import report as standard
+
+    made: dict[str, Path] = {}
+
+    def keep(path: Path | None) -> None:
+        if path is not None:
+            made[path.name] = path
+
+    keep(standard.plot_curves(run, tmp))
+    torch.manual_seed(seed)
+    keep(
+        standard.plot_latent(
+            model, dataset, tmp, label=label, max_points=max_points, batch_size=batch_size
         )
-    }
+    )
+    keep(standard.plot_reconstructions(model, dataset, tmp))
+    if len(dataset) >= 2:
+        keep(standard.plot_interpolations(model, dataset, tmp, seed=seed, batch_size=batch_size))
+    if getattr(model, "prior", None) is not None:
+        keep(standard.plot_samples(model, tmp, batch_size=batch_size))
     own = [
         (
             "active_units.png",
@@ -187,7 +198,7 @@ def _draw(
     for name, _title, _caption, draw in own:
         path = tmp / name
         if draw(numbers, path):
-            made[name] = path
+            keep(path)
     pictures: dict[str, tuple[str, str, bytes]] = {}
     for name, title, caption in _PICTURES:
         if name in made:
