@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAIN = ROOT / "datasets" / "samples" / "fashion_mnist_2k.h5"
-TEST = ROOT / "datasets" / "samples" / "fashion_mnist_test_500.h5"
+TRAIN = "datasets/samples/fashion_mnist_2k.h5"  # relative to ROOT, where the commands run
+TEST = "datasets/samples/fashion_mnist_test_500.h5"
 
 
 def genlatent(*args: object) -> float:

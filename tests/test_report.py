@@ -281,6 +281,10 @@ def test_report_rejects_bad_input_without_writing(run_dir, data_dir, tmp_path) -
     assert not (tmp_path / "r").exists()
     result = invoke("report", run_dir, tmp_path / "other.h5", "--neighbours", "0", ok=False)
     assert result.exit_code == 2 and "--neighbours" in result.stderr
+    result = invoke("report", run_dir, data_dir / "vec.h5", "--pca-fit", tmp_path / "other.h5",
+                    "--out", tmp_path / "r", ok=False)
+    assert result.exit_code == 2 and "other.h5" in result.stderr and "shape [5]" in result.stderr
+    assert "encoding" not in result.stderr and not (tmp_path / "r").exists()
     result = invoke("report", run_dir, data_dir / "vec.h5", "--color-by", "nope", "--out",
                     tmp_path / "r", ok=False)
     assert result.exit_code == 2 and "no label 'nope'" in result.stderr

@@ -380,6 +380,8 @@ def latent_report(
     model never saw the examined rows either.
     """
     inference.check_compatible(model, dataset)
+    if pca_data is not None:
+        inference.check_compatible(model, pca_data)
     torch.manual_seed(seed)
     rows = _take_rows(dataset, max_points, seed)
     n = len(rows)
@@ -435,14 +437,13 @@ def latent_report(
             "the examined rows (in sample, which favours PCA)",
         )
         if pca_data is not None:
-            inference.check_compatible(model, pca_data)
             fit_rows = _take_rows(pca_data, 10000, seed)
             progress(f"fitting PCA on {len(fit_rows)} rows of {pca_data.where}")
             fit_x = _flat_inputs(model, pca_data.read(fit_rows)["x"])
             pca = pca_fit_error(fit_x, flat, k)
             fitted_on = f"{len(fit_rows)} rows of {pca_data.where}"
         ratio = model_error / pca if pca > 0 else math.inf
-        total = in_sample["total_variance"]
+        total = in_sample["total_variance"] or math.nan  # constant data: no fractions
         report["compression"] = {
             "units": "squared error per example, summed over the data values as read",
             "model": model_error,
