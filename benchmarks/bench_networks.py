@@ -156,7 +156,8 @@ def variants_case(args: argparse.Namespace) -> str:
     torch.distributions.Distribution.set_default_validate_args(False)  # as Trainer.fit does
     datasets = {"Fashion-MNIST": (*binarised_fashion(args.fashion_train, 10000), "zeros")}
     if args.ising:
-        datasets["Ising"] = (*ising_split(args.ising), "circular")
+        ising_train, ising_test = ising_split(args.ising)
+        datasets["Ising"] = (ising_train[: args.ising_train], ising_test, "circular")
 
     def train(loss_fn, params, x: torch.Tensor, seed: int) -> tuple[float, float]:
         opt = torch.optim.Adam(params, lr=1e-3, fused=True)
@@ -230,7 +231,8 @@ def variants_case(args: argparse.Namespace) -> str:
             f"CNN VAE variants, latent 20, channels [32, 64], Bernoulli, batch 128, fused Adam "
             f"1e-3, {args.epochs} epoch(s) per round, {args.rounds} interleaved rounds, "
             f"{args.threads} thread(s). Data: binarised Fashion-MNIST ({f_train} train / 10000 "
-            f"held out); Ising {args.ising} (circular padding, last 2000 rows held out). "
+            f"held out); Ising {args.ising} ({args.ising_train} train, last 2000 rows held out, "
+            "circular padding). "
             "x light: samples per CPU second relative to the default, same run.",
             "",
             "| data | variant | samples/s (median) | per CPU second (median) | x light "
@@ -253,6 +255,8 @@ def main() -> None:
                         help="--variants: Fashion-MNIST training images")
     parser.add_argument("--ising", type=Path, default=None,
                         help="--variants: Ising HDF5 file (datasets/ising.py)")
+    parser.add_argument("--ising-train", type=int, default=6000,
+                        help="--variants: Ising training configurations")
     args = parser.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
