@@ -252,11 +252,15 @@ def test_zero_padding_does_not_wrap():
     assert not torch.allclose(shifted, torch.roll(encoder.features(x), (5, -11), dims=(2, 3)))
 
 
-def test_circular_decoder_upsampling_wraps():
-    decoder = CNNDecoder(DATA["lattice32"], 4, 1, channels=[4, 4], padding_mode="circular")
+@pytest.mark.parametrize("upsample", ["nearest", "transpose"])
+def test_circular_decoder_upsampling_wraps(upsample):
+    decoder = CNNDecoder(
+        DATA["lattice32"], 4, 1, channels=[4, 4], padding_mode="circular", upsample=upsample
+    )
+    assert all(s.wrap for s in decoder.up[::3]) == (upsample == "transpose")
     h = torch.randn(2, 4, 8, 8)
     up = decoder.up
-    expected = torch.roll(up(h), (4, 12), dims=(2, 3))  # nearest x2, then x2 again
+    expected = torch.roll(up(h), (4, 12), dims=(2, 3))  # x2, then x2 again
     assert torch.allclose(up(torch.roll(h, (1, 3), dims=(2, 3))), expected, atol=1e-5)
 
 
@@ -310,7 +314,9 @@ def test_light_and_heavy_decoders():
     z = torch.randn(3, 4)
     assert light(z).shape == heavy(z).shape == (3, 2, 1, 28, 28)
     circular = CNNDecoder(DATA["lattice32"], 4, 1, padding_mode="circular")
-    assert circular.upsample == "transpose" and all(s.wrap for s in circular.up[::3])
+    assert circular.upsample == "nearest" and circular.geometry.kernels == [4, 4]
+    convs = [m for m in circular.up.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [m.kernel_size for m in convs] == [(3, 3), (3, 3)]  # odd "same" convs after nearest
 
 
 def test_circular_1d():
