@@ -171,6 +171,12 @@ class CNNEncoder(Encoder):
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         return self.head(self.dense(self.features(x).flatten(1)))
 
+    def resolved_params(self) -> dict[str, Any]:
+        """The padding actually used (``padding`` alias folded into ``padding_mode``)."""
+        resolved = super().resolved_params()
+        resolved.update(padding_mode=self.geometry.padding_mode, padding=None)
+        return resolved
+
 
 class _UpStage(nn.Module):
     """Upsample ``(B, C_in, *n)`` to exactly ``(B, C_out, *target)``."""
@@ -293,3 +299,12 @@ class CNNDecoder(Decoder):
         h = self.project(self.dense(z)).reshape(z.shape[0], *self.start)
         out = self.out(self.up(h))
         return out.reshape(z.shape[0], self.num_params, *self.data.shape)
+
+    def resolved_params(self) -> dict[str, Any]:
+        """The padding and upsampling actually used (``None`` picks them from the padding)."""
+        resolved = super().resolved_params()
+        modes = {m.mode for m in self.up.modules() if isinstance(m, _UpStage)}
+        resolved.update(padding_mode=self.geometry.padding_mode, padding=None)
+        if len(modes) == 1:
+            resolved["upsample"] = modes.pop()
+        return resolved
