@@ -219,6 +219,10 @@ def bind_params(
     except (TypeError, ValueError):  # no introspectable signature: pass through as given
         return params
     accepted, any_keyword = _keyword_names(sig, len(args))
+    inherited: dict[str, Any] = {}
+    if any_keyword and isinstance(factory, type):
+        inherited, any_keyword = _inherited_defaults(factory, len(args))
+        accepted += [name for name in inherited if name not in accepted]
     accepted = [name for name in accepted if name not in given]
     for name in params:
         if name in given:
@@ -236,7 +240,36 @@ def bind_params(
             out[name] = value
         elif sig.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
             out.update({k: v for k, v in value.items() if k not in given})
+    for name, default in inherited.items():  # defaults of a base class behind **kwargs
+        if name not in given:
+            out.setdefault(name, default)
     return {k: _plain(v, f"{what}: parameter {k!r}") for k, v in out.items()}
+
+
+def _inherited_defaults(cls: type, n_positional: int) -> tuple[dict[str, Any], bool]:
+    """Keyword defaults of the base classes a ``**kwargs`` constructor passes its options on
+    to (``class MyVAE(VAE): def __init__(self, *, free_bits=0.0, **kw)``), and whether the
+    chain still ends in ``**kwargs``."""
+    defaults: dict[str, Any] = {}
+    for base in cls.__mro__[1:]:
+        init = base.__dict__.get("__init__")
+        if init is None:
+            continue
+        if base is object:
+            return defaults, False
+        try:
+            sig = inspect.signature(init)
+        except (TypeError, ValueError):
+            return defaults, True
+        params = list(sig.parameters.values())[1 + n_positional :]  # after self and the args
+        for p in params:
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is not p.empty:
+                defaults.setdefault(p.name, p.default)
+            elif p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                defaults.setdefault(p.name, inspect.Parameter.empty)
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return {k: v for k, v in defaults.items() if v is not inspect.Parameter.empty}, False
+    return {k: v for k, v in defaults.items() if v is not inspect.Parameter.empty}, True
 
 
 def _plain_params(what: str, resolved: dict[str, Any]) -> dict[str, Any]:

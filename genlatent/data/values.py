@@ -136,17 +136,20 @@ def fits(support: constraints.Constraint, values: ValueSummary) -> bool:
 
 
 def describe_support(support: constraints.Constraint) -> str:
-    """A short human name for a support constraint: ``[0, 1]``, ``integers >= 0``, ..."""
+    """A short human name for a support constraint: ``[0, 1]``, ``integers >= 0``, ...
+
+    Read from the constraint's public bounds, so Pyro's and plugins' constraints work too.
+    """
+    low, high = getattr(support, "lower_bound", None), getattr(support, "upper_bound", None)
+    discrete = "integers " if support.is_discrete else ""
+    if low is not None and high is not None:
+        close = ")" if "HalfOpen" in type(support).__name__ else "]"
+        return f"{discrete}{'in ' if discrete else ''}[{_num(low)}, {_num(high)}{close}"
+    if low is not None:
+        strict = not support.is_discrete and not type(support).__name__.endswith("Eq")
+        return f"{discrete or 'values '}{'>' if strict else '>='} {_num(low)}"
+    if high is not None:
+        return f"{discrete or 'values '}< {_num(high)}"
     if support is constraints.real:
         return "any real value"
-    if isinstance(support, constraints.interval):
-        return f"[{_num(support.lower_bound)}, {_num(support.upper_bound)}]"
-    if isinstance(support, constraints.integer_interval):
-        return f"integers in [{support.lower_bound}, {support.upper_bound}]"
-    if isinstance(support, constraints.integer_greater_than):
-        return f"integers >= {support.lower_bound}"
-    if isinstance(support, constraints.greater_than_eq):
-        return f"values >= {_num(support.lower_bound)}"
-    if isinstance(support, constraints.greater_than):
-        return f"values > {_num(support.lower_bound)}"
-    return type(support).__name__
+    return type(support).__name__.lstrip("_")
