@@ -162,3 +162,33 @@ def test_spec_from_a_newer_format_is_refused(tmp_path):
     edit_json(folder / "spec.json", lambda s: s.update(genlatent_spec=3))
     with pytest.raises(CheckpointError, match="spec format 3 was written by a newer genlatent"):
         genlatent.load(folder)
+
+
+def test_info_prints_the_resolved_architecture(tmp_path):
+    from click.testing import CliRunner
+
+    from genlatent.cli.main import cli
+
+    def info(*args):
+        result = CliRunner().invoke(cli, ["info", *map(str, args)])
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    text = info(FIXTURES / "models" / "format1" / "cnn_bernoulli")
+    assert "spec format 1 (resolved against the format-1 defaults), saved by genlatent" in text
+    assert "decoder:    cnn, 381 parameters" in text
+    assert 'padding_mode="zeros"' in text and 'upsample="transpose"' in text
+    assert "objective:  beta=1.0 kl_samples=1 kl_warmup_steps=0" in text
+    assert "parameters: 637 in all" in text
+    folder = copy_fixture(tmp_path, "format2", "mlp_gaussian")
+    edit_json(folder / "meta.json", lambda m: m.update(genlatent_version="0.0.7"))
+    text = info(folder)
+    assert "spec format 2, saved by genlatent 0.0.7" in text
+    assert "likelihood: gaussian, 0 parameters" in text
+    assert 'min_sigma=0.001 sigma=1.0 variance="fixed"' in text
+    assert "note: " in text and "saved by genlatent 0.0.7" in text
+    summary = json.loads(info(folder, "--json"))
+    assert summary["architecture"]["parameters"]["encoder"] == 6 * 8 + 8 + 8 * 4 + 4
+    assert summary["architecture"]["resolved_spec"]["encoder"]["params"]["log1p"] is False
+    edit_json(folder / "spec.json", lambda s: s["prior"]["params"].update(skew=2.0))
+    assert "architecture: cannot load the model" in info(folder)
