@@ -84,7 +84,8 @@ def _normalize_part(field: str, value: Any) -> dict[str, Any]:
 
 
 def spec_version(spec: dict[str, Any]) -> int:
-    """The spec format a spec says it is in (1 when it does not say: the first format)."""
+    """The spec format a spec says it is in. A spec without ``genlatent_spec`` is one a user
+    wrote now (every saved spec carries the tag), so it is in the current format."""
     version = spec.get("genlatent_spec", SPEC_VERSION)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise SpecError(f"spec field 'genlatent_spec' must be a format number, got {version!r}")
