@@ -45,6 +45,11 @@ class Part(nn.Module):
     """What every part shares: the parameters it was built with, resolved for saving."""
 
     bound_params: dict[str, Any]
+    #: For parameters added after models were saved: the value that reproduces those models
+    #: (``{"out_conv": True}`` when a release adds ``out_conv`` defaulting to False). Loading
+    #: fills a parameter a saved spec lacks from here; without an entry it takes today's
+    #: default and warns.
+    legacy_defaults: ClassVar[dict[str, Any]] = {}
 
     def resolved_params(self) -> dict[str, Any]:
         """Every keyword parameter of the constructor, defaults applied, with automatic

@@ -156,7 +156,8 @@ def load_model(
     directory: str | os.PathLike[str], map_location: str | torch.device = "cpu"
 ) -> LatentModel:
     """Rebuild a model saved by :func:`save_model`."""
-    from .spec import build
+    from .spec import build, spec_version, with_legacy_defaults
+    from .spec_v1 import upgrade
 
     path = Path(directory)
     meta = read_meta(path)
@@ -175,6 +176,9 @@ def load_model(
             stacklevel=2,
         )
     try:
+        if spec_version(spec) == 1:
+            spec = upgrade(spec)  # the format-1 defaults it was saved under
+        spec = with_legacy_defaults(spec)
         model = build(spec)
     except GenlatentError as exc:
         raise CheckpointError(f"{path / SPEC_FILE}: cannot rebuild the model: {exc}") from None
@@ -195,12 +199,9 @@ def load_model(
 
 
 def _warn_new_params(where: Path, saved: dict[str, Any], built: dict[str, Any]) -> None:
-    """Parameters today's parts have that a format-2 file does not record were filled from
-    today's defaults: say so (a format-1 file is resolved against its own frozen defaults)."""
+    """Parameters today's parts have that a saved spec does not record (after the format-1
+    defaults and the parts' ``legacy_defaults``) were filled from today's defaults: say so."""
     from .spec import PART_KINDS
-
-    if saved.get("genlatent_spec", 1) < 2:
-        return
     fields = {f: (saved.get(f) or {}).get("params") or {} for f in PART_KINDS}
     fields["objective"] = saved.get("objective") or {}
     for field, params in fields.items():

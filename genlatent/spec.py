@@ -419,6 +419,30 @@ def _build(spec: dict[str, Any], values: ValueSummary | None) -> LatentModel:
     return model
 
 
+def with_legacy_defaults(spec: dict[str, Any]) -> dict[str, Any]:
+    """A saved spec with the parameters it predates filled from each part's (and the model's)
+    ``legacy_defaults``: the values that reproduce models saved before those parameters
+    existed. Parts that cannot be found are left for :func:`build` to report."""
+    out = copy.deepcopy(spec)
+    for field, kind in [*PART_KINDS.items(), ("objective", "models")]:
+        entry = out.get(field)
+        if field == "objective":
+            name, params = out.get("model", "vae"), out.setdefault("objective", {})
+        elif isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            name, params = entry["name"], entry.setdefault("params", {})
+        else:
+            continue
+        if not isinstance(params, dict):
+            continue
+        try:
+            legacy = getattr(registry.get_part(kind, name), "legacy_defaults", None) or {}
+        except GenlatentError:
+            continue
+        for key, value in legacy.items():
+            params.setdefault(key, copy.deepcopy(value))
+    return out
+
+
 def parts_used(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """For each part of a spec: registry kind, name and the package that provided it."""
     used = {"model": ("models", spec["model"])}

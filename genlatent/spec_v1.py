@@ -5,7 +5,10 @@ They are rebuilt against this record of the defaults they were saved under, neve
 today's defaults, so a later change of a default (an activation, Gaussian ``sigma``, the CNN's
 ``upsample``) cannot change what an old model computes. Do not edit these values: they
 describe files that already exist. Parts not listed here (plugins) had no recorded defaults;
-they are bound to the plugin's current signature.
+they are bound to the plugin's current signature. A parameter a part gains later is not listed
+here either: the part declares the value that reproduces older models in its
+``legacy_defaults`` (see :class:`genlatent.parts.Part`), which serves format-1 and format-2
+files alike.
 """
 
 from __future__ import annotations

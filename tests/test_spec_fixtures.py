@@ -192,3 +192,35 @@ def test_info_prints_the_resolved_architecture(tmp_path):
     assert summary["architecture"]["resolved_spec"]["encoder"]["params"]["log1p"] is False
     edit_json(folder / "spec.json", lambda s: s["prior"]["params"].update(skew=2.0))
     assert "architecture: cannot load the model" in info(folder)
+
+
+class ShiftedGaussian(GaussianLikelihood):
+    """A later Gaussian likelihood with a new parameter whose default changes the output."""
+
+    legacy_defaults = {"shift": 0.0}  # what models saved before 'shift' existed computed
+
+    def __init__(self, data, variance="fixed", sigma=1.0, min_sigma=1e-3, shift=0.5):
+        super().__init__(data, variance, sigma, min_sigma)
+        self.shift = shift
+
+    def loc_scale(self, params):
+        loc, scale = super().loc_scale(params)
+        return loc + self.shift, scale
+
+
+@pytest.mark.parametrize("fmt", ["format1", "format2"])
+def test_a_parameter_added_later_takes_its_legacy_value_for_old_models(fmt, monkeypatch):
+    registry.ensure_loaded()
+    registry.likelihoods.add("gaussian", ShiftedGaussian, replace=True)
+    try:
+        model = load_quietly(FIXTURES / "models" / fmt / "mlp_gaussian")
+        assert model.spec["likelihood"]["params"]["shift"] == 0.0
+        assert all(reproduces(model, stored(fmt, "mlp_gaussian")).values())
+        fresh = genlatent.build(make_models.SPECS["mlp_gaussian"])
+        assert fresh.spec["likelihood"]["params"]["shift"] == 0.5  # new models: the new default
+        monkeypatch.setattr(ShiftedGaussian, "legacy_defaults", {})
+        with pytest.warns(ModelVersionWarning, match=r"likelihood 'gaussian' was saved without "
+                          r"shift; using today's defaults \(shift=0\.5\)"):
+            genlatent.load(FIXTURES / "models" / fmt / "mlp_gaussian")
+    finally:
+        registry.likelihoods.add("gaussian", GaussianLikelihood, replace=True)
