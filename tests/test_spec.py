@@ -59,6 +59,15 @@ def keyword_params(cls) -> set[str]:
     }
 
 
+def vae_objective_defaults() -> dict:
+    """Today's VAE objective defaults, read from its signature (others add options)."""
+    return {
+        name: p.default
+        for name, p in inspect.signature(VAE).parameters.items()
+        if p.default is not p.empty and name not in ("posterior", "prior")
+    }
+
+
 # --------------------------------------------------------------------------- resolved specs
 
 
@@ -88,7 +97,8 @@ def test_automatic_choices_are_saved_as_the_values_used():
     assert spec["decoder"]["params"]["upsample"] == "nearest"  # chosen for circular padding
     assert spec["likelihood"]["params"] == {"variance": "learned_global", "sigma": 1.0,
                                             "min_sigma": 1e-3}
-    assert spec["objective"] == {"beta": 0.5, "kl_warmup_steps": 0, "kl_samples": 1}
+    assert spec["objective"]["beta"] == 0.5
+    assert spec["objective"] == {**vae_objective_defaults(), "beta": 0.5}
     zeros = genlatent.build({"data": {"kind": "grids", "shape": [1, 8, 8]}}).spec
     assert zeros["decoder"]["params"]["upsample"] == "transpose"
     counts = genlatent.build(SPECS["mlp counts poisson laplace"]).spec
@@ -101,10 +111,10 @@ def test_new_objective_and_part_parameters_are_recorded_without_being_listed(mon
     """Options others add later (free bits, a plugin's own parameter) come from the
     constructor signatures: nothing in genlatent.spec lists them."""
 
-    class FreeBitsVAE(VAE):
-        def __init__(self, *, free_bits: float = 0.25, **parts):
+    class CapacityVAE(VAE):
+        def __init__(self, *, capacity: float = 0.25, **parts):
             super().__init__(**parts)
-            self.free_bits = free_bits
+            self.capacity = capacity
 
     class StudentT(Prior):
         def __init__(self, latent_dim: int, df: float = 3.0, learn_df: bool = False):
@@ -112,21 +122,21 @@ def test_new_objective_and_part_parameters_are_recorded_without_being_listed(mon
             self.df = df
 
     registry.ensure_loaded()
-    registry.models.add("fb_vae", FreeBitsVAE)
+    registry.models.add("cap_vae", CapacityVAE)
     registry.priors.add("t_test", StudentT)
     try:
-        spec = genlatent.build({**SPECS["mlp vectors"], "model": "fb_vae",
+        spec = genlatent.build({**SPECS["mlp vectors"], "model": "cap_vae",
                                 "prior": {"name": "t_test", "params": {"df": 5.0}},
                                 "objective": {"beta": 2.0}}).spec
-        assert spec["objective"] == {"free_bits": 0.25, "beta": 2.0, "kl_warmup_steps": 0,
-                                     "kl_samples": 1}
+        assert spec["objective"] == {**vae_objective_defaults(), "capacity": 0.25, "beta": 2.0}
+        assert spec["objective"]["kl_warmup_steps"] == 0  # the base class's, behind **parts
         assert spec["prior"] == {"name": "t_test", "params": {"df": 5.0, "learn_df": False}}
-        with pytest.raises(SpecError, match=r"model 'fb_vae' objective has no parameter "
-                                            r"'free_bit'; did you mean 'free_bits'\?"):
-            genlatent.build({**SPECS["mlp vectors"], "model": "fb_vae",
-                             "objective": {"free_bit": 1.0}})
+        with pytest.raises(SpecError, match=r"model 'cap_vae' objective has no parameter "
+                                            r"'capacty'; did you mean 'capacity'\?"):
+            genlatent.build({**SPECS["mlp vectors"], "model": "cap_vae",
+                             "objective": {"capacty": 1.0}})
     finally:
-        registry.models.unregister("fb_vae")
+        registry.models.unregister("cap_vae")
         registry.priors.unregister("t_test")
 
 
@@ -155,7 +165,7 @@ def test_normalize_spec_of_format1_spells_out_the_format1_defaults():
     assert spec["genlatent_spec"] == 2
     assert spec["decoder"]["params"]["upsample"] == "nearest"
     assert spec["decoder"]["params"]["channels"] == [32, 64]
-    assert spec["objective"] == {"beta": 1.0, "kl_warmup_steps": 0, "kl_samples": 1}
+    assert spec["objective"] == {"beta": 1.0, "kl_warmup_steps": 0, "kl_samples": 1}  # frozen
     with pytest.raises(SpecError, match="spec format 9 was written by a newer genlatent"):
         genlatent.normalize_spec({"genlatent_spec": 9, "data": SPECS["ae"]["data"]})
 
