@@ -35,7 +35,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from . import registry
-from .data.spec import DataSpec
+from .dataspec import DataSpec
 from .errors import DataError, GenlatentError, SpecError
 
 if TYPE_CHECKING:
