@@ -229,6 +229,12 @@ def test_summary_streams_in_blocks_and_matches_the_array(tmp_path):
     train, val = data.split(0.5)  # a split is summarised on its own rows
     assert summarize_values(val).max == float(x[len(train):].max())
     assert summarize_values(torch.tensor([[0, 3], [2, 1]])).integer
+    from genlatent.data.arrays import ArrayDataset  # any reader: read(slice) and len()
+
+    arrays = ArrayDataset(np.arange(12.0).reshape(6, 2) - 3, kind="vectors")
+    assert summarize_values(arrays, block_rows=4) == ValueSummary(
+        source="<array>:x", count=12, min=-3.0, max=8.0, integer=True
+    )
 
 
 def test_summary_of_a_csr_h5ad_is_read_block_by_block(tmp_path):
