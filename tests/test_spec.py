@@ -99,8 +99,11 @@ def test_automatic_choices_are_saved_as_the_values_used():
                                             "min_sigma": 1e-3}
     assert spec["objective"]["beta"] == 0.5
     assert spec["objective"] == {**vae_objective_defaults(), "beta": 0.5}
-    zeros = genlatent.build({"data": {"kind": "grids", "shape": [1, 8, 8]}}).spec
+    built = genlatent.build({"data": {"kind": "grids", "shape": [1, 8, 8]}})
+    zeros = built.spec
     assert zeros["decoder"]["params"]["upsample"] == "transpose"
+    for field in ("encoder", "decoder"):  # kernel=None: the kernels the style chose
+        assert zeros[field]["params"]["kernel"] == getattr(built, field).geometry.kernels
     counts = genlatent.build(SPECS["mlp counts poisson laplace"]).spec
     vectors = genlatent.build(SPECS["mlp vectors"]).spec
     assert counts["encoder"]["params"]["log1p"] is True

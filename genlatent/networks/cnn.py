@@ -224,10 +224,15 @@ class CNNEncoder(Encoder):
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         return self.head(self.dense(self.features(x).flatten(1)))
 
+    #: models saved before ``style`` existed were "heavy"
+    legacy_defaults: ClassVar[dict[str, Any]] = {"style": "heavy"}
+
     def resolved_params(self) -> dict[str, Any]:
-        """The padding actually used (``padding`` alias folded into ``padding_mode``)."""
+        """The padding and kernels actually used (``padding`` alias folded into
+        ``padding_mode``; ``kernel=None`` recorded as the kernels the style chose)."""
         resolved = super().resolved_params()
-        resolved.update(padding_mode=self.geometry.padding_mode, padding=None)
+        g = self.geometry
+        resolved.update(padding_mode=g.padding_mode, padding=None, kernel=list(g.kernels))
         return resolved
 
 
@@ -376,11 +381,14 @@ class CNNDecoder(Decoder):
         out = self.out(self.up(h))
         return out.reshape(z.shape[0], self.num_params, *self.data.shape)
 
+    #: models saved before ``style`` existed were "heavy"
+    legacy_defaults: ClassVar[dict[str, Any]] = {"style": "heavy"}
+
     def resolved_params(self) -> dict[str, Any]:
-        """The padding and upsampling actually used (``None`` picks them from the padding)."""
+        """The padding, kernels and upsampling actually used (``None`` lets the padding and
+        the style choose them)."""
         resolved = super().resolved_params()
-        modes = {m.mode for m in self.up.modules() if isinstance(m, _UpStage)}
-        resolved.update(padding_mode=self.geometry.padding_mode, padding=None)
-        if len(modes) == 1:
-            resolved["upsample"] = modes.pop()
+        g = self.geometry
+        resolved.update(padding_mode=g.padding_mode, padding=None, kernel=list(g.kernels))
+        resolved["upsample"] = self.upsample
         return resolved
