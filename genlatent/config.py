@@ -256,9 +256,13 @@ def resolve_config(
     return apply_flags(config, dict(flags or {}))
 
 
-def model_spec(config: dict[str, Any], data_spec: dict[str, Any]) -> dict[str, Any]:
+def model_spec(
+    config: dict[str, Any], data_spec: dict[str, Any], values: Any = None
+) -> dict[str, Any]:
     """The complete model spec a resolved config describes, for data described by
-    ``data_spec``; a part given parameters but no name is the data kind's default part."""
+    ``data_spec``; a part given parameters but no name is the data kind's default part, and
+    with ``values`` (the data's :class:`~genlatent.data.values.ValueSummary`) the default
+    likelihood is one that fits the values."""
     from .spec import normalize_spec
 
     spec: dict[str, Any] = {
@@ -271,7 +275,7 @@ def model_spec(config: dict[str, Any], data_spec: dict[str, Any]) -> dict[str, A
         part = config[field]
         if part is not None and part.get("name") is not None:
             spec[field] = {"name": part["name"], "params": dict(part["params"])}
-    spec = normalize_spec(spec)
+    spec = normalize_spec(spec, values=values)
     for field in PART_FIELDS:
         part = config[field]
         if part is not None and part.get("name") is None:

@@ -178,6 +178,7 @@ def prepare(
     Arguments as for :func:`train`. With ``resume`` the run folder's ``config.json`` is the
     base the file, ``set`` and flags change.
     """
+    from .data.values import summarize_values
     from .spec import build
     from .training.runfolder import check_run_folder
     from .training.trainer import Trainer
@@ -197,11 +198,11 @@ def prepare(
     options = trainer_options(config, out, resume, overwrite)
     train, val = open_data(config)
     config["data"]["key"] = train.key
-    spec = cfg.model_spec(config, train.spec.to_dict())
-    # TODO(spec engineer's genlatent.data.values): when summarize_values(dataset) and
-    # build(spec, seed=, values=) land on main, pass values=summarize_values(train) here so
-    # the default likelihood follows the data's range and a mismatched one is refused.
-    model = build(spec, seed=seed)
+    # one streaming pass over the values: the default likelihood follows them, and a named
+    # likelihood whose support they leave is refused before any weight is made
+    values = summarize_values(train)
+    spec = cfg.model_spec(config, train.spec.to_dict(), values=values)
+    model = build(spec, seed=seed, values=values)
     for name in cfg.PART_FIELDS:  # record the parts actually used, defaults included
         config[name] = {"name": spec[name]["name"], "params": dict(spec[name]["params"])}
     options["callbacks"] = [_config_recorder(config)]
