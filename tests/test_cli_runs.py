@@ -117,3 +117,15 @@ def test_a_bare_model_folder_is_a_run_without_config(tmp_path) -> None:
     assert bare.config is None and bare.metrics == [] and bare.model.latent_dim == 2
     with pytest.raises(genlatent.GenlatentError, match="no config.json"):
         bare.data()
+
+
+def test_the_likelihood_follows_the_values_of_the_data(tmp_path) -> None:
+    rng = np.random.default_rng(2)
+    write_h5(tmp_path / "real.h5", rng.normal(0, 1.3, (40, 5)).astype(np.float32),
+             attrs={"kind": "vectors"})
+    plan = prepare(data=tmp_path / "real.h5", out=tmp_path / "r", set=SMALL)
+    assert plan.spec["likelihood"]["name"] == "gaussian"
+    assert plan.config["likelihood"]["name"] == "gaussian"  # recorded in config.json
+    with pytest.raises(genlatent.GenlatentError, match="real.h5"):
+        prepare(data=tmp_path / "real.h5", out=tmp_path / "r", likelihood="bernoulli")
+    assert not (tmp_path / "r").exists()
