@@ -26,6 +26,7 @@ import torch
 from ..errors import DataError
 from .sampler import contiguous_runs
 from .spec import KINDS, SPECIAL_TOKENS, DataSpec
+from .tokens import encoding_extra
 
 __all__ = ["H5Dataset", "open_h5", "DEFAULT_MEMORY_LIMIT"]
 
@@ -234,6 +235,7 @@ class H5Dataset:
             shape=shape,
             dtype="int64" if kind == "tokens" else "float32",
             vocab=tuple(vocab) if kind == "tokens" else None,
+            extra=encoding_extra(_decode_attr(attrs.get("tokenizer"))) if kind == "tokens" else {},
         )
         if check:
             self._check_values()

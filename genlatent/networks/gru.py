@@ -138,10 +138,10 @@ class GRUDecoder(Decoder):
         super().__init__(data, latent_dim, num_params)
         part = c.where("decoder", "gru")
         vocab = data.vocab_size
-        if num_params not in (1, vocab):  # one categorical per position: 1 map of V logits
+        if num_params != vocab:  # the next-token logits are the likelihood's parameters
             raise SpecError(
                 f"{part}: emits {vocab} logits per token (one categorical over the vocabulary) "
-                f"but the likelihood needs {num_params} parameters per value; use 'categorical'"
+                f"but the likelihood needs {num_params} parameters per token; use 'categorical'"
             )
         embedding_dim = c.positive_int(embedding_dim, "embedding_dim", part)
         self.hidden_size = c.positive_int(hidden_size, "hidden_size", part)
