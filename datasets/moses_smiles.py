@@ -5,6 +5,7 @@ it pins old dependencies)::
 
     pip install --no-deps molsets
     python datasets/moses_smiles.py --out data/          # moses_{train,test}.h5
+    python datasets/moses_smiles.py --out data/ --encoding selfies   # moses_selfies_*.h5
     python datasets/moses_smiles.py --samples datasets/samples   # a small token sample file
 
 The test split is encoded with the training vocabulary (unknown tokens become ``<unk>``), so
@@ -12,7 +13,9 @@ a model trained on one scores the other. Layout of each file (rows pre-shuffled 
 contiguous, uncompressed)::
 
     x        (N, L) uint8   token ids, padded with <pad>=0, each row ends with <eos>=2
-                            attributes: kind = "tokens", vocab (JSON list), tokenizer = "smiles"
+                            attributes: kind = "tokens", vocab (JSON list), tokenizer
+                            ("smiles", or "selfies": SELFIES symbols, made with the selfies
+                            package, Krenn et al. 2020)
     lengths  (N,) int32     tokens per row, <eos> included
     smiles   (N,) S{n}      the raw SMILES strings (fixed-length bytes)
 """
@@ -46,17 +49,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="folder for moses_train.h5 and moses_test.h5")
     parser.add_argument("--samples", type=Path, help="folder for moses_2k.h5 (from the CSV sample)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--encoding", choices=["smiles", "selfies"], default="smiles")
     args = parser.parse_args(argv)
     if not args.out and not args.samples:
         parser.error("give --out and/or --samples")
     written = []
     if args.out:
         source = args.source or moses_data_dir()
-        train = import_smiles(source / "train.csv.gz", args.out / "moses_train.h5", seed=args.seed)
+        stem = "moses" if args.encoding == "smiles" else f"moses_{args.encoding}"
+        train = import_smiles(
+            source / "train.csv.gz", args.out / f"{stem}_train.h5", encoding=args.encoding,
+            seed=args.seed,
+        )  # fmt: skip
         spec = H5Dataset(train, check=False).spec
         test = import_smiles(
-            source / "test.csv.gz", args.out / "moses_test.h5", vocab=spec.vocab,
-            max_length=spec.max_length, allow_unknown=True, seed=args.seed,
+            source / "test.csv.gz", args.out / f"{stem}_test.h5", vocab=spec.vocab,
+            max_length=spec.max_length, allow_unknown=True, encoding=args.encoding,
+            seed=args.seed,
         )  # fmt: skip
         written += [train, test]
     if args.samples:

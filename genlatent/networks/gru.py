@@ -115,8 +115,10 @@ class GRUDecoder(Decoder):
 
     Params: ``embedding_dim`` (64), ``hidden_size`` (256), ``num_layers`` (1), ``dropout``,
     ``condition`` ("both", "init": z -> initial hidden state only, "input": z concatenated to
-    every input only), ``word_dropout`` (training only: replace that fraction of teacher-forced
-    input tokens by ``<unk>``, Bowman et al. 2016, which makes the decoder rely on z).
+    every input only), ``word_dropout`` (0.25; training only: replace that fraction of the
+    teacher-forced input tokens by ``<unk>``, Bowman et al. 2016, so that the decoder cannot
+    predict the next token from the previous ones alone and has to read z; drawn in the same
+    single pass, no second forward; 0 turns it off).
     """
 
     kinds: ClassVar[frozenset[str]] = frozenset({"tokens"})
@@ -133,7 +135,7 @@ class GRUDecoder(Decoder):
         num_layers: int = 1,
         dropout: float = 0.0,
         condition: str = "both",
-        word_dropout: float = 0.0,
+        word_dropout: float = 0.25,
     ) -> None:
         super().__init__(data, latent_dim, num_params)
         part = c.where("decoder", "gru")
