@@ -50,30 +50,28 @@ PAD, BOS, UNK = 0, 1, 3
 
 
 class HandGRUVAE(nn.Module):
-    """The GRU VAE written out (sizes and objective weights from genlatent's resolved spec)."""
+    """The GRU VAE written out; sizes and objective weights are read off genlatent's model."""
 
-    def __init__(self, spec: dict) -> None:
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        enc, dec, obj = spec["encoder"]["params"], spec["decoder"]["params"], spec["objective"]
-        vocab, latent = len(spec["data"]["vocab"]), spec["latent_dim"]
-        self.latent = latent
-        self.enc_embed = nn.Embedding(vocab, enc["embedding_dim"], padding_idx=PAD)
-        self.enc_rnn = nn.GRU(enc["embedding_dim"], enc["hidden_size"], batch_first=True)
-        self.enc_head = nn.Linear(enc["hidden_size"], 2 * latent)
-        self.dec_embed = nn.Embedding(vocab, dec["embedding_dim"], padding_idx=PAD)
-        self.dec_init = nn.Linear(latent, dec["hidden_size"])
-        self.dec_rnn = nn.GRU(dec["embedding_dim"] + latent, dec["hidden_size"], batch_first=True)
-        self.dec_out = nn.Linear(dec["hidden_size"], vocab)
-        self.word_dropout = float(dec.get("word_dropout", 0.0))
-        self.beta = float(obj.get("beta", 1.0))
-        self.free_bits = float(obj.get("free_bits", 0.0))
-        self.cycle = int(obj.get("kl_cycle_steps", 0))
-        self.ratio = float(obj.get("kl_cycle_ratio", 0.5))
-        self.cycles = int(obj.get("kl_cycles", 0))
-        self.warmup = int(obj.get("kl_warmup_steps", 0))
+        vocab, latent = model.data.vocab_size, model.latent_dim
+        enc_emb, enc_hidden = model.encoder.embed.embedding_dim, model.encoder.hidden_size
+        dec_emb, dec_hidden = model.decoder.embed.embedding_dim, model.decoder.hidden_size
+        self.enc_embed = nn.Embedding(vocab, enc_emb, padding_idx=PAD)
+        self.enc_rnn = nn.GRU(enc_emb, enc_hidden, batch_first=True)
+        self.enc_head = nn.Linear(enc_hidden, 2 * latent)
+        self.dec_embed = nn.Embedding(vocab, dec_emb, padding_idx=PAD)
+        self.dec_init = nn.Linear(latent, dec_hidden)
+        self.dec_rnn = nn.GRU(dec_emb + latent, dec_hidden, batch_first=True)
+        self.dec_out = nn.Linear(dec_hidden, vocab)
+        self.word_dropout = model.decoder.word_dropout
+        self.beta, self.free_bits = model.beta, model.free_bits
+        self.schedule = model.kl_schedule
+        self.cycle, self.ratio = model.kl_cycle_steps, model.kl_cycle_ratio
+        self.cycles, self.warmup = model.kl_cycles, model.kl_warmup_steps
 
     def kl_weight(self, step: int) -> float:
-        if self.cycle:
+        if self.schedule == "cyclical":
             cycle, position = divmod(step, self.cycle)
             rise = self.ratio * self.cycle
             if (self.cycles and cycle >= self.cycles) or position >= rise:
@@ -141,7 +139,7 @@ def main() -> None:
     spec = cfg.model_spec(config, data.spec.to_dict())  # the CLI's defaults for this data
     torch.manual_seed(0)
     model = genlatent.build(spec).train()
-    hand = HandGRUVAE(spec).train()
+    hand = HandGRUVAE(model).train()
     sizes = {
         "genlatent": sum(p.numel() for p in model.parameters()),
         "hand": sum(p.numel() for p in hand.parameters()),
@@ -183,15 +181,14 @@ def main() -> None:
                   f"{rates['hand'][-1]:.0f} molecules/s", flush=True)  # fmt: skip
     ratio = [g / h for g, h in zip(rates["genlatent"], rates["hand"], strict=True)]
     cpu_ratio = [g / h for g, h in zip(cpu_rates["genlatent"], cpu_rates["hand"], strict=True)]
-    dec, obj = spec["decoder"]["params"], spec["objective"]
     body = f"""
-Data `{args.data.name}` ({x.shape[0]} molecules, vocabulary {len(spec["data"]["vocab"])},
+Data `{args.data.name}` ({x.shape[0]} molecules, vocabulary {model.data.vocab_size},
 max length {x.shape[1]}); batch {args.batch_size}; latent {args.latent_dim}; GRU encoder
-{spec["encoder"]["params"]["hidden_size"]}, GRU decoder {dec["hidden_size"]}, embeddings
-{dec["embedding_dim"]}; {sizes["genlatent"]} parameters (hand-written: {sizes["hand"]}).
-Decoder and objective options on, as the CLI sets them for token data: word dropout
-{dec.get("word_dropout", 0)}, free bits {obj.get("free_bits", 0)} nats per dimension, KL
-schedule {obj.get("kl_schedule", "linear")}. Fused Adam for both; {args.threads} torch
+{model.encoder.hidden_size}, GRU decoder {model.decoder.hidden_size}, embeddings
+{model.decoder.embed.embedding_dim}; {sizes["genlatent"]} parameters (hand-written:
+{sizes["hand"]}). Decoder and objective options on, as the CLI sets them for token data: word
+dropout {model.decoder.word_dropout}, free bits {model.free_bits} nats per dimension, KL
+schedule {model.kl_schedule}. Fused Adam for both; {args.threads} torch
 thread(s); {args.rounds} interleaved rounds of {args.block} steps after 2 warm-up rounds.
 
 | | molecules/s (median) | molecules per CPU second (median) |

@@ -45,7 +45,7 @@ KL_SCHEDULES = ("linear", "cyclical")
 TOKEN_OBJECTIVE: dict[str, float | int | str] = {
     "free_bits": 0.25,
     "kl_schedule": "cyclical",
-    "kl_cycle_steps": 200,
+    "kl_cycle_steps": 100,
     "kl_cycle_ratio": 0.5,
     "kl_cycles": 4,
 }
