@@ -26,7 +26,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section  # noqa: E402
 
-from genlatent.data.spec import EOS_ID, PAD_ID, DataSpec  # noqa: E402
+from genlatent.dataspec import EOS_ID, PAD_ID, DataSpec  # noqa: E402
 from genlatent.networks import CNNDecoder, GRUEncoder  # noqa: E402
 
 

@@ -29,7 +29,7 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .data import H5Dataset
-    from .data.spec import DataSpec
+    from .dataspec import DataSpec
     from .distributions.kl import kl_divergence
     from .serialization import load_model as load
     from .spec import build, normalize_spec, part
@@ -43,7 +43,7 @@ _LAZY = {
     "kl_divergence": ("genlatent.distributions.kl", "kl_divergence"),
     "Trainer": ("genlatent.training.trainer", "Trainer"),
     "H5Dataset": ("genlatent.data", "H5Dataset"),
-    "DataSpec": ("genlatent.data.spec", "DataSpec"),
+    "DataSpec": ("genlatent.dataspec", "DataSpec"),
 }
 
 __all__ = [

@@ -21,17 +21,22 @@ likelihood whose data kinds it supports:
 
 Each class says which data kinds it supports in ``kinds``; :func:`genlatent.build` checks the
 pairing and fails with a clear message before any weight is made.
+
+Data readers (``registry.datasets``) meet the :class:`Reader` protocol below; one is chosen per
+path by asking every registered reader's ``can_open``.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
-from .data.spec import DataSpec
+from .dataspec import DataSpec
 
 
 class Encoder(nn.Module):
@@ -133,3 +138,71 @@ class Likelihood(nn.Module):
     def sample(self, params: Tensor) -> Tensor:  # pragma: no cover
         """One draw of data, shape ``(B, *data.shape)``."""
         raise NotImplementedError
+
+
+@runtime_checkable
+class Reader(Protocol):
+    """A dataset class in ``registry.datasets``: examples along axis 0 of some storage.
+
+    :func:`genlatent.data.open_dataset` calls ``can_open(path)`` on every registered reader
+    and builds the one that claims the path (several claims are an error naming them) as
+    ``Reader(path, key, labels=..., **options)``; ``key`` is ``default_key`` unless the user
+    gave one, ``labels`` is ``None``, a name, a list of names or ``True`` (every aligned 1-D
+    label). A bad file raises :class:`~genlatent.errors.DataError` with a one-line message
+    naming it.
+
+    The easy way to meet it: subclass :class:`genlatent.data.ArrayDataset` (formats that load
+    into NumPy arrays) or :class:`genlatent.data.RowDataset` (implement ``_read_into`` to read
+    stored rows in contiguous runs, for data larger than memory); they provide everything below
+    but ``can_open`` and ``__init__``.
+    """
+
+    default_key: ClassVar[str]  # the key when none is given ("x"; "X" for AnnData)
+    description: ClassVar[str]  # what it opens, for "no reader opens it" messages
+
+    path: str
+    key: str
+    spec: DataSpec  # kind, shape of one example, dtype, vocabulary: what models size from
+    labels: dict[str, np.ndarray]  # aligned 1-D arrays asked for, one value per stored row
+    label_categories: dict[str, list[str]]  # class names of labels that have them
+    in_memory: bool  # the loader reads in-process (no workers) when True
+
+    @classmethod
+    def can_open(cls, path: Path) -> bool:
+        """Whether this reader is the one for ``path``; cheap (suffix, signature, listing),
+        never raising for foreign files."""
+        ...
+
+    @property
+    def where(self) -> str:
+        """``path:key``, the prefix of every message about this data."""
+        ...
+
+    def __len__(self) -> int: ...
+
+    def read_batches(
+        self, rows: np.ndarray, bounds: np.ndarray | None = None
+    ) -> list[dict[str, Any]]:
+        """Batch ``k`` holds rows ``rows[bounds[k]:bounds[k + 1]]`` (any order, repeats
+        allowed): ``{"x", "index" (stored row ids), "lengths" (tokens), "labels"}``."""
+        ...
+
+    def read(self, rows: Any) -> dict[str, Any]:
+        """One batch of the given rows."""
+        ...
+
+    def subset(self, start: int, stop: int) -> Reader:
+        """The same data restricted to rows ``start:stop``."""
+        ...
+
+    def split(self, fraction: float) -> tuple[Reader, Reader]:
+        """``(first, last)`` contiguous parts, the last holding ``fraction`` of the rows."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """A summary for ``genlatent data info`` (path, key, rows, spec, labels, ...)."""
+        ...
+
+    def close(self) -> None:
+        """Release open files; reading reopens them (called before forking workers)."""
+        ...

@@ -13,8 +13,11 @@ One small generic :class:`Registry` and one instance per kind of part::
 
 Built-in parts are imported, and plugins (entry-point group ``genlatent.plugins``) are
 discovered, lazily on the first lookup, so ``import genlatent`` stays fast. A plugin that
-fails to import is recorded in :func:`plugin_errors` and reported; every other part keeps
-working.
+fails (on import or in its ``register()``) is rolled back: whatever it registered before
+failing is removed, so no half-registered plugin is ever used. Its one-line reason is kept in
+:func:`plugin_errors` (shown by ``genlatent plugins`` and named in every failed lookup) and its
+traceback in :func:`plugin_tracebacks` (logged at DEBUG level, which ``genlatent --debug``
+shows); nothing is printed when it fails, and every other part keeps working.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import difflib
 import importlib
 import logging
 import threading
-import warnings
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
@@ -142,9 +145,9 @@ class Registry(Generic[T]):
         if close:
             msg += f"; did you mean {close[0]!r}?"
         msg += f" Known: {', '.join(known) if known else '(none)'}"
-        failed = list(_plugin_errors)
+        failed = sorted(_plugin_errors)
         if failed:
-            msg += f" (plugins that failed to load: {', '.join(failed)})"
+            msg += f" (plugins that failed to load: {', '.join(failed)}; see genlatent plugins)"
         return msg
 
 
@@ -169,6 +172,7 @@ _lock = threading.RLock()
 _state = {"loaded": False, "loading": False}
 _provider_stack: list[tuple[str, str | None]] = []
 _plugin_errors: dict[str, str] = {}
+_plugin_tracebacks: dict[str, str] = {}
 _plugin_versions: dict[str, str | None] = {}
 
 
@@ -211,30 +215,44 @@ def _entry_points() -> list[metadata.EntryPoint]:
     return list(metadata.entry_points(group=ENTRY_POINT_GROUP))
 
 
+def _provider_of(ep: metadata.EntryPoint) -> tuple[str, str | None]:
+    """The distribution that declares ``ep`` and its version; an entry point without one
+    (made by hand, or from a bare ``.egg-link``) is named after its top-level module."""
+    dist = getattr(ep, "dist", None)
+    if dist is not None and dist.name:
+        return dist.name, dist.version
+    return ep.value.split(":")[0].split(".")[0].strip(), None
+
+
+def _snapshot() -> dict[str, dict[str, Entry[Any]]]:
+    return {kind: dict(r._entries) for kind, r in REGISTRIES.items()}
+
+
+def _restore(snapshot: dict[str, dict[str, Entry[Any]]]) -> None:
+    for kind, entries in snapshot.items():
+        REGISTRIES[kind]._entries = entries
+
+
 def _load_plugins() -> None:
     seen: set[str] = set()
     for ep in _entry_points():
-        dist = getattr(ep, "dist", None)
-        provider = dist.name if dist is not None else ep.name
-        version = dist.version if dist is not None else None
+        provider, version = _provider_of(ep)
         key = f"{provider}:{ep.name}"
         if key in seen:  # the same distribution found twice on sys.path
             continue
         seen.add(key)
+        before = _snapshot()
         try:
             with providing(provider, version):
                 target = ep.load()
                 if callable(target):
                     target()
         except Exception as exc:  # a broken plugin must not break the others
+            _restore(before)  # nothing of a half-registered plugin stays
             reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
             _plugin_errors[provider] = f"entry point {ep.name!r} ({ep.value}): {reason}"
-            log.warning("genlatent plugin %s failed to load: %s", provider, reason)
-            warnings.warn(
-                f"genlatent plugin {provider!r} failed to load and was skipped: {reason}",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+            _plugin_tracebacks[provider] = traceback.format_exc()
+            log.debug("genlatent plugin %s failed to load and was skipped", provider, exc_info=True)
             continue
         _plugin_versions[provider] = version
 
@@ -242,7 +260,13 @@ def _load_plugins() -> None:
 def plugin_errors() -> dict[str, str]:
     """Plugins that failed to load: ``{distribution name: one-line reason}``."""
     ensure_loaded()
-    return dict(_plugin_errors)
+    return dict(sorted(_plugin_errors.items()))
+
+
+def plugin_tracebacks() -> dict[str, str]:
+    """Plugins that failed to load: ``{distribution name: the full traceback}``."""
+    ensure_loaded()
+    return dict(sorted(_plugin_tracebacks.items()))
 
 
 def plugin_versions() -> dict[str, str | None]:
@@ -258,6 +282,7 @@ def reset_for_tests() -> None:
             for name in [n for n, e in registry._entries.items() if e.provider != BUILTIN_PROVIDER]:
                 del registry._entries[name]
         _plugin_errors.clear()
+        _plugin_tracebacks.clear()
         _plugin_versions.clear()
         _state["loaded"] = False
         ensure_loaded()

@@ -26,7 +26,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from . import registry
-from .data.spec import DataSpec
+from .dataspec import DataSpec
 from .errors import GenlatentError, SpecError
 
 if TYPE_CHECKING:

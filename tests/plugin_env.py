@@ -37,20 +37,43 @@ def install_example_plugin(target: Path) -> Path:
     return target
 
 
-def make_broken_plugin(target: Path, error: str = "boom: needs the missing package foo") -> Path:
-    """A distribution ``genlatent-broken`` whose entry point raises on import."""
-    package = target / "genlatent_broken"
+def make_plugin(target: Path, name: str, source: str) -> Path:
+    """A distribution ``name`` (e.g. ``genlatent-broken``) whose package ``genlatent_...``
+    holds ``source`` and whose entry point is its ``register``."""
+    module = name.replace("-", "_")
+    package = target / module
     package.mkdir(parents=True)
-    (package / "__init__.py").write_text(f"raise ImportError({error!r})\n")
-    info = target / "genlatent_broken-0.0.1.dist-info"
+    (package / "__init__.py").write_text(source)
+    info = target / f"{module}-0.0.1.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: genlatent-broken\nVersion: 0.0.1\n"
-    )
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.0.1\n")
     (info / "entry_points.txt").write_text(
-        "[genlatent.plugins]\nbroken = genlatent_broken:register\n"
+        f"[genlatent.plugins]\n{module.split('_')[-1]} = {module}:register\n"
     )
     return target
+
+
+def make_broken_plugin(target: Path, error: str = "boom: needs the missing package foo") -> Path:
+    """A distribution ``genlatent-broken`` whose entry point raises on import."""
+    return make_plugin(target, "genlatent-broken", f"raise ImportError({error!r})\n")
+
+
+HALFWAY_SOURCE = """
+from genlatent import registry
+from genlatent.distributions.priors import StandardNormalPrior
+
+
+def register():
+    registry.priors.add("halfway_prior", StandardNormalPrior)
+    registry.priors.add("standard_normal", object, replace=True)
+    raise RuntimeError("halfway: the second part needs a newer genlatent")
+"""
+
+
+def make_halfway_plugin(target: Path) -> Path:
+    """A distribution ``genlatent-halfway`` whose ``register()`` adds a prior, replaces a
+    built-in one, then raises: both must be rolled back."""
+    return make_plugin(target, "genlatent-halfway", HALFWAY_SOURCE)
 
 
 def env_with_path(*folders: Path) -> dict[str, str]:

@@ -11,7 +11,7 @@ from torch.nn import functional as F
 
 import genlatent
 from genlatent import registry
-from genlatent.data.spec import DataSpec
+from genlatent.dataspec import DataSpec
 from genlatent.distributions.likelihoods import lengths_from_ids
 from genlatent.errors import SpecError
 

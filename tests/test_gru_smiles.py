@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import genlatent
-from genlatent.data.spec import EOS_ID, PAD_ID
+from genlatent.data import EOS_ID, PAD_ID
 from genlatent.data.tokens import Vocabulary, tokenize_smiles
 
 SAMPLES = Path(__file__).resolve().parents[1] / "datasets" / "samples"

@@ -13,13 +13,13 @@ import torch
 import genlatent
 from genlatent.analysis import molecules as mol
 from genlatent.data import import_smiles, open_dataset
-from genlatent.data.spec import DataSpec
 from genlatent.data.tokens import (
     Vocabulary,
     encoding_of,
     to_smiles,
     tokenize_molecule,
 )
+from genlatent.dataspec import DataSpec
 from genlatent.errors import DataError, SpecError
 
 SAMPLES = Path(__file__).resolve().parents[1] / "datasets" / "samples"

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from genlatent import registry
-from genlatent.data.spec import BOS_ID, EOS_ID, PAD_ID, UNK_ID, DataSpec
+from genlatent.dataspec import BOS_ID, EOS_ID, PAD_ID, UNK_ID, DataSpec
 from genlatent.errors import SpecError
 from genlatent.networks import (
     CNNDecoder,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+import types
+from importlib import metadata
+
 import pytest
 
 from genlatent import registry
@@ -84,3 +88,21 @@ def test_get_part_names_the_missing_plugin() -> None:
         registry.get_part("priors", "no_such_prior", provider="genlatent-zzz")
     with pytest.raises(RegistryError, match="unknown prior 'no_such_prior'"):
         registry.get_part("priors", "no_such_prior", provider="genlatent")
+
+
+def test_entry_point_without_distribution_is_named_after_its_module(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = types.ModuleType("loose_parts")
+    module.register = lambda: registry.priors.add("loose_prior", object)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "loose_parts", module)
+    point = metadata.EntryPoint("loose", "loose_parts:register", registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry, "_entry_points", lambda: [point])
+    try:
+        registry.reset_for_tests()
+        assert registry.priors.provider("loose_prior") == "loose_parts"
+        assert registry.plugin_versions() == {"loose_parts": None}
+    finally:
+        monkeypatch.undo()
+        registry.reset_for_tests()
+    assert "loose_prior" not in registry.priors

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_path
-from ..data.spec import DataSpec
+from ..dataspec import DataSpec
 
 
 def decode_tokens(data: DataSpec, ids: np.ndarray) -> list[str]:

@@ -268,3 +268,43 @@ def interpolate_codes(
     norm = (1 - t) * na[:, None] + t * nb[:, None]
     unit = direction / np.maximum(np.linalg.norm(direction, axis=2, keepdims=True), 1e-12)
     return unit * norm
+
+
+def random_pairs(n: int, count: int, seed: int) -> np.ndarray:
+    """``count`` pairs of distinct row ids in ``[0, n)``, ``(count, 2)``, drawn from ``seed``."""
+    if n < 2:
+        raise DataError(f"needs at least 2 rows to interpolate, got {n}")
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.choice(n, size=2, replace=False) for _ in range(count)])
+
+
+@torch.no_grad()
+def interpolate_pairs(
+    model: Any,
+    dataset: Any,
+    ends: np.ndarray,
+    steps: int,
+    method: str = "linear",
+    *,
+    batch_size: int = 256,
+) -> dict[str, np.ndarray]:
+    """Data decoded along the paths between the codes (posterior means) of the rows in each
+    pair of ``ends`` ``(P, 2)``: ``{"z": (P * steps, D), "x"[, "lengths"]}``, path by path
+    (see :func:`interpolate_codes` for ``method``). Each end row is read and encoded once."""
+    ends = np.asarray(ends, dtype=np.int64)
+    rows = np.unique(ends.ravel())
+    batch = dataset.read(rows)
+    lengths = batch.get("lengths")
+    mean, _ = posterior_moments(
+        model,
+        batch["x"].to(model.device),
+        None if lengths is None else lengths.to(model.device),
+    )
+    mean = mean.float().cpu().numpy()
+    za = mean[np.searchsorted(rows, ends[:, 0])]
+    zb = mean[np.searchsorted(rows, ends[:, 1])]
+    z = interpolate_codes(za, zb, steps, method).astype(np.float32)
+    flat = z.reshape(-1, model.latent_dim)
+    out = decode_codes(model, flat, batch_size=batch_size)
+    out["z"] = flat
+    return out

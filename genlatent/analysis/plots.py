@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_path
-from ..data.spec import DataSpec
+from ..dataspec import DataSpec
 from ..errors import GenlatentError
 
 # Metric keys that are axes or bookkeeping, not curves.

@@ -50,23 +50,10 @@ def choose_label(dataset: Any, name: str | None = None) -> str | None:
 
 
 def label_names(dataset: Any, name: str) -> list[str] | None:
-    """Class names of a label: string categories, or a ``label_names`` JSON attribute."""
+    """Class names of a label, as its reader found them (string categories, or the
+    ``label_names`` attribute of an HDF5 label)."""
     categories = getattr(dataset, "label_categories", {}).get(name)
-    if categories is not None:
-        return list(categories)
-    try:
-        import json
-
-        from ..data import open_h5
-
-        with open_h5(dataset.path) as f:
-            raw = f[name].attrs.get("label_names")
-        if raw is None:
-            return None
-        names = json.loads(raw if isinstance(raw, str) else raw.decode())
-        return [str(n) for n in names] if isinstance(names, list) else None
-    except Exception:  # noqa: BLE001 - class names are a nicety, never a failure
-        return None
+    return list(categories) if categories is not None else None
 
 
 def _examples(model: Any, x: np.ndarray, lengths: np.ndarray | None = None) -> list[Any]:
@@ -80,6 +67,97 @@ def _as_numpy(out: Any) -> tuple[np.ndarray, np.ndarray | None]:
     if isinstance(out, tuple):
         return out[0].cpu().numpy(), out[1].cpu().numpy()
     return out.float().cpu().numpy(), None
+
+
+def plot_curves(run: str | os.PathLike[str], out: Path) -> Path | None:
+    """``curves.png``: training (and validation) curves per metric; None without metrics."""
+    folder = run_dir(Path(run))
+    rows = read_metrics(folder) if folder is not None else []
+    if not rows:
+        return None
+    return plots.plot_training_curves(rows, out / "curves.png", title=f"training: {Path(run).name}")
+
+
+def plot_latent(
+    model: Any,
+    dataset: Any,
+    out: Path,
+    *,
+    label: str | None = None,
+    max_points: int = 5000,
+    batch_size: int = 256,
+) -> Path:
+    """``latent.png``: posterior means of the first ``max_points`` rows, coloured by a label
+    (:func:`choose_label`)."""
+    shown = dataset if len(dataset) <= max_points else dataset.subset(0, max_points)
+    codes = inference.encode_dataset(model, shown, batch_size, model.device)
+    chosen = choose_label(dataset, label)
+    colours = names = None
+    if chosen is not None:
+        colours = np.asarray(dataset.labels[chosen])[codes["index"]]
+        names = label_names(dataset, chosen)
+    return plots.plot_latent_space(
+        codes["mean"],
+        out / "latent.png",
+        labels=colours,
+        label_name=chosen or "label",
+        class_names=names,
+        title=f"latent space of {len(codes['mean'])} examples (posterior means)",
+    )
+
+
+def plot_reconstructions(model: Any, dataset: Any, out: Path, *, examples: int = 8) -> Path:
+    """``reconstructions.png``: the first ``examples`` rows above their reconstructions."""
+    batch = dataset.read(np.arange(min(examples, len(dataset))))
+    x = batch["x"].to(model.device)
+    lengths = batch.get("lengths")
+    lengths = lengths.to(model.device) if lengths is not None else None
+    with torch.no_grad():
+        recon, _ = _as_numpy(model.reconstruct(x, lengths))
+    inputs = _examples(model, x.cpu().numpy())
+    return plots.draw_rows(
+        model.data,
+        [("input", inputs), ("reconstruction", _examples(model, recon))],
+        out / "reconstructions.png",
+        "inputs and their reconstructions",
+    )
+
+
+def plot_interpolations(
+    model: Any,
+    dataset: Any,
+    out: Path,
+    *,
+    pairs: int = 4,
+    steps: int = 8,
+    seed: int = 0,
+    batch_size: int = 256,
+) -> Path:
+    """``interpolations.png``: decoded straight paths between the codes of ``pairs`` random
+    pairs of rows (drawn from ``seed``)."""
+    ends = inference.random_pairs(len(dataset), pairs, seed)
+    decoded = inference.interpolate_pairs(model, dataset, ends, steps, batch_size=batch_size)
+    made = _examples(model, decoded["x"])
+    rows_of = [
+        (f"{int(a)}→{int(b)}", made[i * steps : (i + 1) * steps]) for i, (a, b) in enumerate(ends)
+    ]
+    return plots.draw_rows(
+        model.data, rows_of, out / "interpolations.png",
+        f"interpolations ({steps} steps between codes)",
+    )
+
+
+def plot_samples(model: Any, out: Path, *, samples: int = 32, batch_size: int = 256) -> Path:
+    """``samples.png``: data decoded from ``samples`` codes drawn from the prior (torch's RNG)."""
+    drawn = inference.sample_prior(model, samples, batch_size=batch_size)
+    made = _examples(model, drawn["x"])
+    if model.data.kind == "tokens":
+        rows_of = [("sample", made)]
+    else:
+        rows_of = [(f"{i}", made[i : i + 8]) for i in range(0, len(made), 8)]
+    return plots.draw_rows(
+        model.data, rows_of, out / "samples.png", f"{samples} samples from the prior"
+    )
 
 
 def make_plots(
@@ -101,90 +179,22 @@ def make_plots(
     paths. Pictures that need data are skipped without ``dataset``; ``samples.png`` for a
     model without a prior (AE)."""
     out = Path(out_dir)
-    written: list[Path] = []
-    folder = run_dir(Path(run))
-    rows = read_metrics(folder) if folder is not None else []
-    if rows:
-        written.append(
-            plots.plot_training_curves(
-                rows, out / "curves.png", title=f"training: {Path(run).name}"
-            )
-        )
+    written = [p for p in [plot_curves(run, out)] if p is not None]
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    device = model.device
-    data = model.data
     if dataset is not None:
         inference.check_compatible(model, dataset)
-        shown = dataset if len(dataset) <= max_points else dataset.subset(0, max_points)
-        codes = inference.encode_dataset(model, shown, batch_size, device)
-        chosen = choose_label(dataset, label)
-        colours = names = None
-        if chosen is not None:
-            colours = np.asarray(dataset.labels[chosen])[codes["index"]]
-            names = label_names(dataset, chosen)
         written.append(
-            plots.plot_latent_space(
-                codes["mean"],
-                out / "latent.png",
-                labels=colours,
-                label_name=chosen or "label",
-                class_names=names,
-                title=f"latent space of {len(codes['mean'])} examples (posterior means)",
+            plot_latent(
+                model, dataset, out, label=label, max_points=max_points, batch_size=batch_size
             )
         )
-        n = min(examples, len(dataset))
-        batch = dataset.read(np.arange(n))
-        x = batch["x"].to(device)
-        lengths = batch.get("lengths")
-        lengths = lengths.to(device) if lengths is not None else None
-        with torch.no_grad():
-            recon, _ = _as_numpy(model.reconstruct(x, lengths))
-        inputs = _examples(model, x.cpu().numpy())
-        written.append(
-            plots.draw_rows(
-                data,
-                [("input", inputs), ("reconstruction", _examples(model, recon))],
-                out / "reconstructions.png",
-                "inputs and their reconstructions",
-            )
-        )
+        written.append(plot_reconstructions(model, dataset, out, examples=examples))
         if len(dataset) >= 2:
-            ends = np.stack([rng.choice(len(dataset), 2, replace=False) for _ in range(pairs)])
-            picked = np.unique(ends.ravel())
-            batch = dataset.read(picked)
-            bl = batch.get("lengths")
-            with torch.no_grad():
-                mean, _ = inference.posterior_moments(
-                    model, batch["x"].to(device), bl.to(device) if bl is not None else None
-                )
-            mean = mean.float().cpu().numpy()
-            where = {int(r): i for i, r in enumerate(picked)}
-            za = mean[[where[int(a)] for a in ends[:, 0]]]
-            zb = mean[[where[int(b)] for b in ends[:, 1]]]
-            path = inference.interpolate_codes(za, zb, steps).reshape(-1, model.latent_dim)
-            decoded = inference.decode_codes(model, path, batch_size=batch_size)
-            made = _examples(model, decoded["x"])
-            rows_of = [
-                (f"{int(a)}→{int(b)}", made[i * steps : (i + 1) * steps])
-                for i, (a, b) in enumerate(ends)
-            ]
             written.append(
-                plots.draw_rows(
-                    data,
-                    rows_of,
-                    out / "interpolations.png",
-                    f"interpolations ({steps} steps between codes)",
+                plot_interpolations(
+                    model, dataset, out, pairs=pairs, steps=steps, seed=seed, batch_size=batch_size
                 )
             )
     if getattr(model, "prior", None) is not None and samples > 0:
-        drawn = inference.sample_prior(model, samples, batch_size=batch_size)
-        made = _examples(model, drawn["x"])
-        per_row = 8 if data.kind != "tokens" else samples
-        rows_of = [(f"{i}", made[i : i + per_row]) for i in range(0, len(made), per_row)]
-        if data.kind == "tokens":
-            rows_of = [("sample", made)]
-        written.append(
-            plots.draw_rows(data, rows_of, out / "samples.png", f"{samples} samples from the prior")
-        )
+        written.append(plot_samples(model, out, samples=samples, batch_size=batch_size))
     return written

@@ -247,7 +247,7 @@ import_group.add_command(import_idx)
 
 
 @data_group.command("info")
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("path", type=click.Path(path_type=Path))
 @click.option("--key", default=None, help="Dataset key.  [default: x, or X for .h5ad]")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def data_info(path: Path, key: str | None, as_json: bool) -> None:

@@ -51,6 +51,20 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    if debug:  # details the one-line errors leave out, e.g. the traceback of a failed plugin
+        _log_details()
+
+
+def _log_details() -> None:
+    """Send genlatent's DEBUG log records (not other libraries') to stderr."""
+    import logging
+
+    logger = logging.getLogger("genlatent")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
 
 
 def _add_commands() -> None:

@@ -12,19 +12,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import DataError
-from .h5 import H5Dataset, _decode_attr, _first_line, _label_values
+from .h5 import H5Dataset
+from .h5file import check_not_truncated, decode_attr, first_line, is_anndata
+from .rows import label_values
 
 __all__ = ["H5adDataset"]
 
 
 def _encoding(obj: Any) -> str | None:
     value = obj.attrs.get("encoding-type", obj.attrs.get("h5sparse_format"))
-    value = _decode_attr(value) if value is not None else None
+    value = decode_attr(value) if value is not None else None
     return {"csr": "csr_matrix", "csc": "csc_matrix"}.get(value, value)
 
 
@@ -37,6 +40,13 @@ class H5adDataset(H5Dataset):
     first rows for float storage), else ``vectors``. Other options are those of
     :class:`~genlatent.data.H5Dataset`.
     """
+
+    default_key = "X"
+    description = "an AnnData file (.h5ad)"
+
+    @classmethod
+    def can_open(cls, path: Path) -> bool:
+        return path.is_file() and is_anndata(path)
 
     def __init__(
         self,
@@ -83,7 +93,7 @@ class H5adDataset(H5Dataset):
             if data.dtype.kind not in "biuf":
                 raise DataError(f"{self.where}: dtype {data.dtype} is not numeric")
             for part in ("data", "indices"):
-                self._check_truncated(f, node[part])
+                check_not_truncated(self.path, self.where, node[part])
             indptr = node["indptr"][()].astype(np.int64)
             if indptr.shape != (shape[0] + 1,) or np.any(np.diff(indptr) < 0):
                 raise DataError(f"{self.where}: indptr does not match {shape[0]} rows")
@@ -95,7 +105,7 @@ class H5adDataset(H5Dataset):
                 raise DataError(f"{self.where}: the matrix has no columns")
         var = f.get("var")
         if var is not None and "_index" in var.attrs:
-            index = var[_decode_attr(var.attrs["_index"])][()]
+            index = var[decode_attr(var.attrs["_index"])][()]
             self.var_names = [v.decode() if isinstance(v, bytes) else str(v) for v in index]
 
     def _bind(self, f: Any) -> None:
@@ -112,7 +122,8 @@ class H5adDataset(H5Dataset):
         return state
 
     def _attrs(self, f: Any) -> dict[str, Any]:
-        return {k: v for k, v in f[self.key].attrs.items() if k in ("kind", "scale", "layout")}
+        attrs = f[self.key].attrs
+        return {k: decode_attr(v) for k, v in attrs.items() if k in ("kind", "scale", "layout")}
 
     def _infer_kind(self, vocab: list[str] | None) -> str:
         if self._stored_dtype.kind in "iu":
@@ -137,7 +148,7 @@ class H5adDataset(H5Dataset):
             columns = self._indices[p0:p1]
         except (OSError, ValueError) as exc:
             raise DataError(
-                f"{self.where}: cannot read rows {start}:{stop} ({_first_line(exc)})"
+                f"{self.where}: cannot read rows {start}:{stop} ({first_line(exc)})"
             ) from None
         n = stop - start
         block = out[offset : offset + n]
@@ -152,7 +163,7 @@ class H5adDataset(H5Dataset):
             obs = f.get("obs")
             if obs is None:
                 return
-            order = _decode_attr(obs.attrs.get("column-order", []))
+            order = decode_attr(obs.attrs.get("column-order", []))
             labels = [order] if isinstance(order, str) else list(order)
             if not labels:
                 return
@@ -173,7 +184,7 @@ class H5adDataset(H5Dataset):
             legacy = obs.get("__categories")
             if legacy is not None and name in legacy:
                 return _categorical(where, node[()], legacy[name][()])
-            return _label_values(where, node[()])
+            return label_values(where, node[()])
         encoding = _encoding(node)
         if encoding == "categorical":
             return _categorical(where, node["codes"][()], node["categories"][()])
@@ -182,7 +193,7 @@ class H5adDataset(H5Dataset):
             if "mask" in node and np.any(node["mask"][()]):
                 values = values.astype(np.float64)
                 values[node["mask"][()]] = np.nan
-            return _label_values(where, values)
+            return label_values(where, values)
         raise DataError(f"{where}: unsupported obs column encoding {encoding!r}")
 
     def describe(self) -> dict[str, Any]:

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_path
+from ..dataspec import KINDS
 from ..errors import DataError
-from .spec import KINDS
 from .tokens import Vocabulary, check_encoding, tokenize_molecule
 
 __all__ = ["write_h5", "import_numpy", "import_smiles", "import_idx", "read_idx", "FORMAT_VERSION"]

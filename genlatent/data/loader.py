@@ -1,11 +1,11 @@
-"""The training loader: block-shuffled batches from an :class:`H5Dataset`, resumable mid-epoch.
+"""The training loader: block-shuffled batches from any reader, resumable mid-epoch.
 
 Use::
 
     loader = make_loader(dataset, batch_size=128, seed=0)      # rank/world_size from DDP
     for epoch in range(start_epoch, epochs):
         loader.set_epoch(epoch)
-        for batch in loader:                                    # dicts, see H5Dataset
+        for batch in loader:                                    # dicts, see RowDataset
             ...
             checkpoint["loader"] = loader.state_dict()          # {"epoch", "batch", ...}
 
@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from ..errors import DataError
-from .h5 import H5Dataset
+from .rows import RowDataset
 from .sampler import BlockShuffleSampler
 
 __all__ = ["BlockLoader", "make_loader"]
@@ -38,7 +38,7 @@ class _FetchStream(torch.utils.data.IterableDataset):
     over workers, so the main process sees the fetches, hence the batches, in plan order.
     """
 
-    def __init__(self, dataset: H5Dataset, sampler: BlockShuffleSampler, epoch: int, start: int):
+    def __init__(self, dataset: RowDataset, sampler: BlockShuffleSampler, epoch: int, start: int):
         self.dataset = dataset
         self.sampler = sampler
         self.epoch = epoch
@@ -63,7 +63,7 @@ class BlockLoader:
 
     def __init__(
         self,
-        dataset: H5Dataset,
+        dataset: RowDataset,
         sampler: BlockShuffleSampler,
         *,
         num_workers: int = 0,
@@ -169,7 +169,7 @@ class BlockLoader:
 
 
 def make_loader(
-    dataset: H5Dataset,
+    dataset: RowDataset,
     batch_size: int,
     *,
     shuffle: bool = True,

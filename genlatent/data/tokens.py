@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from ..dataspec import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID
 from ..errors import DataError
-from .spec import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID
 
 # Bracket atoms, two-letter organic-subset atoms, ring-bond numbers %nn, then single chars.
 _SMILES_TOKEN = re.compile(

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .. import registry
-from ..data.spec import EOS_ID, PAD_ID, DataSpec
+from ..dataspec import EOS_ID, PAD_ID, DataSpec
 from ..parts import Likelihood
 
 LOG_RATE_BOUND = 20.0

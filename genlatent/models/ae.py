@@ -11,7 +11,7 @@ from typing import ClassVar
 from torch import Tensor
 
 from .. import registry
-from ..data.spec import DataSpec
+from ..dataspec import DataSpec
 from ..errors import SpecError
 from ..parts import Decoder, Encoder, Likelihood, Posterior, Prior
 from .base import LatentModel

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from ..data.spec import DataSpec
+from ..dataspec import DataSpec
 from ..parts import Decoder, Encoder, Likelihood, Posterior, Prior
 
 

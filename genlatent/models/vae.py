@@ -30,7 +30,7 @@ from torch import Tensor
 from torch.distributions import Distribution, Independent
 
 from .. import registry
-from ..data.spec import DataSpec
+from ..dataspec import DataSpec
 from ..distributions.kl import kl_divergence_and_method, kl_method
 from ..errors import SpecError
 from ..parts import Decoder, Encoder, Likelihood, Posterior, Prior

@@ -2,7 +2,7 @@
 
 Importing this package registers ``"mlp"``, ``"cnn"`` and ``"gru"`` in
 ``registry.encoders`` and ``registry.decoders``; the registry does so lazily on first lookup.
-Every network sizes itself from the :class:`~genlatent.data.spec.DataSpec`. See
+Every network sizes itself from the :class:`~genlatent.dataspec.DataSpec`. See
 ``docs/networks.md``.
 """
 

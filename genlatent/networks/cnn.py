@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import registry
-from ..data.spec import DataSpec
+from ..dataspec import DataSpec
 from ..errors import SpecError
 from ..parts import Decoder, Encoder
 from . import _common as c

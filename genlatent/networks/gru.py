@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from .. import registry
-from ..data.spec import BOS_ID, EOS_ID, PAD_ID, UNK_ID, DataSpec
+from ..dataspec import BOS_ID, EOS_ID, PAD_ID, UNK_ID, DataSpec
 from ..errors import SpecError
 from ..parts import Decoder, Encoder
 from . import _common as c

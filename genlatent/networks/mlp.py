@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import registry
-from ..data.spec import DataSpec
+from ..dataspec import DataSpec
 from ..parts import Decoder, Encoder
 from . import _common as c
 

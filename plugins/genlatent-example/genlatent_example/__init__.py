@@ -1,9 +1,4 @@
-"""Example genlatent plugin.
-
-genlatent imports this package through the ``genlatent.plugins`` entry point and calls
-:func:`register`; every part registered inside the call is attributed to this distribution
-(``genlatent-example``), which ``genlatent plugins`` and saved models record.
-"""
+"""Example genlatent plugin: a prior, a likelihood, linear networks, a callback, a reader."""
 
 from __future__ import annotations
 
@@ -11,7 +6,22 @@ __version__ = "0.1.0"
 
 
 def register() -> None:
-    """Register this plugin's parts (called once by genlatent, on first registry lookup)."""
-    from .parts import register_all
+    """Called once by genlatent (entry point ``genlatent.plugins``) on the first registry
+    lookup; every part added here is recorded as provided by this package."""
+    from genlatent import registry
 
-    register_all()
+    from .npy_folder import NpyFolder
+    from .parts import (
+        ContinuousBernoulliLikelihood,
+        LatentStats,
+        LinearDecoder,
+        LinearEncoder,
+        StudentTPrior,
+    )
+
+    registry.priors.add("student_t", StudentTPrior)
+    registry.likelihoods.add("continuous_bernoulli", ContinuousBernoulliLikelihood)
+    registry.encoders.add("linear", LinearEncoder)
+    registry.decoders.add("linear", LinearDecoder)
+    registry.callbacks.add("latent_stats", LatentStats)
+    registry.datasets.add("npy_folder", NpyFolder)

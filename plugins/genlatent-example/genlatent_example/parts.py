@@ -1,4 +1,4 @@
-"""The plugin's parts; :func:`register_all` adds them to genlatent's registries."""
+"""The plugin's model parts; ``genlatent_example.register`` adds them to genlatent's registries."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pyro.distributions as dist
 import torch
 from torch import Tensor, nn
 
-from genlatent import registry
-from genlatent.data.spec import DataSpec
+from genlatent.dataspec import DataSpec
 from genlatent.parts import Decoder, Encoder, Likelihood, Prior
+from genlatent.training.callbacks import Callback
 
 log = logging.getLogger(__name__)
 
@@ -88,33 +88,11 @@ def _prior_summary(model: nn.Module) -> dict[str, float]:
     return {"prior_mean": float(finite.mean()), "prior_std": float(finite.std())}
 
 
-def _callback_class() -> type | None:
-    """The callback, if this genlatent's trainer defines the Callback base class."""
-    try:
-        from genlatent.training.callbacks import Callback
-    except ImportError:  # an older genlatent without callbacks: the other parts still work
-        return None
+class LatentStats(Callback):
+    """Adds the prior's sample mean and spread to every epoch's metrics."""
 
-    class LatentStats(Callback):
-        """Adds the prior's sample mean and spread to every epoch's metrics."""
-
-        def on_epoch_end(self, trainer, metrics) -> None:  # type: ignore[no-untyped-def]
-            stats = _prior_summary(trainer.model)
-            metrics.update(stats)
-            if stats:
-                log.info("prior mean %.3f std %.3f", stats["prior_mean"], stats["prior_std"])
-
-    return LatentStats
-
-
-def register_all() -> None:
-    """Add every part to genlatent's registries (idempotent: same objects each call)."""
-    registry.priors.add("student_t", StudentTPrior)
-    registry.likelihoods.add("continuous_bernoulli", ContinuousBernoulliLikelihood)
-    registry.encoders.add("linear", LinearEncoder)
-    registry.decoders.add("linear", LinearDecoder)
-    if _CALLBACK is not None:
-        registry.callbacks.add("latent_stats", _CALLBACK)
-
-
-_CALLBACK = _callback_class()
+    def on_epoch_end(self, trainer, metrics) -> None:  # type: ignore[no-untyped-def]
+        stats = _prior_summary(trainer.model)
+        metrics.update(stats)
+        if stats:
+            log.info("prior mean %.3f std %.3f", stats["prior_mean"], stats["prior_std"])

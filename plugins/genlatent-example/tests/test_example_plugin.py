@@ -13,7 +13,7 @@ from genlatent_example.parts import (
     StudentTPrior,
 )
 
-from genlatent.data.spec import DataSpec
+from genlatent.dataspec import DataSpec
 
 
 def test_student_t_prior_matches_its_density() -> None:
