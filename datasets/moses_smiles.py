@@ -25,9 +25,13 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
+import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from genlatent.data import H5Dataset, import_smiles
+from genlatent.data.importers import read_smiles_file
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 
@@ -43,6 +47,18 @@ def moses_data_dir() -> Path:
     return folder
 
 
+def subset(source: Path, rows: int | None, folder: Path, seed: int) -> Path:
+    """``source`` itself, or a CSV of ``rows`` of its molecules drawn at random (seeded)."""
+    if not rows:
+        return source
+    smiles, _ = read_smiles_file(source)
+    chosen = np.random.default_rng(seed).choice(len(smiles), size=min(rows, len(smiles)),
+                                                replace=False)  # fmt: skip
+    out = folder / f"{source.name.split('.')[0]}_{rows}.csv"
+    out.write_text("SMILES\n" + "".join(smiles[i] + "\n" for i in np.sort(chosen)))
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, help="folder with train.csv.gz and test.csv.gz")
@@ -50,6 +66,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=Path, help="folder for moses_2k.h5 (from the CSV sample)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--encoding", choices=["smiles", "selfies"], default="smiles")
+    parser.add_argument(
+        "--rows", type=int, default=None, help="a random subset of N training molecules"
+    )
+    parser.add_argument(
+        "--test-rows", type=int, default=None, help="a random subset of N test molecules"
+    )
     args = parser.parse_args(argv)
     if not args.out and not args.samples:
         parser.error("give --out and/or --samples")
@@ -57,16 +79,20 @@ def main(argv: list[str] | None = None) -> None:
     if args.out:
         source = args.source or moses_data_dir()
         stem = "moses" if args.encoding == "smiles" else f"moses_{args.encoding}"
-        train = import_smiles(
-            source / "train.csv.gz", args.out / f"{stem}_train.h5", encoding=args.encoding,
-            seed=args.seed,
-        )  # fmt: skip
-        spec = H5Dataset(train, check=False).spec
-        test = import_smiles(
-            source / "test.csv.gz", args.out / f"{stem}_test.h5", vocab=spec.vocab,
-            max_length=spec.max_length, allow_unknown=True, encoding=args.encoding,
-            seed=args.seed,
-        )  # fmt: skip
+        if args.rows:
+            stem += f"_{args.rows // 1000}k"
+        with tempfile.TemporaryDirectory() as tmp:
+            train_csv = subset(source / "train.csv.gz", args.rows, Path(tmp), args.seed)
+            test_csv = subset(source / "test.csv.gz", args.test_rows, Path(tmp), args.seed)
+            train = import_smiles(
+                train_csv, args.out / f"{stem}_train.h5", encoding=args.encoding, seed=args.seed
+            )
+            spec = H5Dataset(train, check=False).spec
+            test = import_smiles(
+                test_csv, args.out / f"{stem}_test.h5", vocab=spec.vocab,
+                max_length=spec.max_length, allow_unknown=True, encoding=args.encoding,
+                seed=args.seed,
+            )  # fmt: skip
         written += [train, test]
     if args.samples:
         sample = SAMPLES / "moses_train_2k.csv"
