@@ -274,3 +274,67 @@ def test_decoded_strings_of_a_selfies_model_are_smiles():
     assert decode_tokens(data, ids) == ["CCO", "C=O"]
     arrays = data_arrays(data, {"x": ids, "lengths": np.array([4, 3])})
     assert arrays["x"][1]["tokenizer"] == "selfies"
+
+
+# --------------------------------------------------------------------------- CLI hooks
+
+
+@pytest.fixture(scope="module")
+def tiny_token_run(tmp_path_factory):
+    """An untrained tiny GRU VAE saved as a run folder whose config names its training file."""
+    import json
+
+    folder = tmp_path_factory.mktemp("mol")
+    csv = folder / "mols.csv"
+    csv.write_text("smiles\n" + "\n".join(["CCO", "c1ccccc1", "CC(=O)O", "CCN", "OCC(Cl)Br"] * 4))
+    h5 = import_smiles(csv, folder / "mols.h5")
+    spec = {
+        "latent_dim": 2,
+        "data": open_dataset(str(h5), None).spec.to_dict(),
+        "encoder": {"name": "gru", "params": {"hidden_size": 8, "embedding_dim": 4}},
+        "decoder": {"name": "gru", "params": {"hidden_size": 8, "embedding_dim": 4}},
+    }
+    run = folder / "run"
+    genlatent.build(spec, seed=0).save(run / "model")
+    (run / "config.json").write_text(json.dumps({"data": {"path": str(h5), "key": "x"}}))
+    (run / "metrics.jsonl").write_text("")
+    return run, h5
+
+
+def test_evaluate_reports_molecule_metrics(tiny_token_run):
+    import json
+
+    from click.testing import CliRunner
+
+    from genlatent.cli.main import cli
+
+    run, h5 = tiny_token_run
+    args = ["evaluate", str(run), str(h5), "--iwae-samples", "0", "--molecules", "30"]
+    result = CliRunner().invoke(cli, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.stdout)["molecules"]
+    assert got["samples"] == 30 and 0 <= got["reconstruction"] <= 1 and got["reconstructed"] == 20
+    if _module("rdkit"):
+        assert 0 <= got["validity"] <= 1 and "novelty" in got and "wasserstein_qed" in got
+    text = CliRunner().invoke(cli, args)
+    assert text.exit_code == 0 and "reconstruction" in text.stdout
+    skipped = CliRunner().invoke(cli, [*args[:-1], "0", "--json"])
+    assert "molecules" not in json.loads(skipped.stdout)
+
+
+@rdkit_only
+def test_sample_can_write_canonical_smiles(tiny_token_run, tmp_path):
+    from click.testing import CliRunner
+
+    from genlatent.cli.main import cli
+
+    run, _ = tiny_token_run
+    out = tmp_path / "s.h5"
+    result = CliRunner().invoke(cli, ["sample", str(run), "-n", "12", "--canonical", "--out",
+                                      str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with h5py.File(out, "r") as f:
+        strings = [s.decode() for s in f["strings"][()]]
+        assert f["strings"].attrs["canonical"] == "rdkit"
+    assert len(strings) == 12
+    assert all(s == "" or mol.canonical(s) == s for s in strings)

@@ -43,7 +43,7 @@ KL_SCHEDULES = ("linear", "cyclical")
 #: (posterior collapse, KL ~ 0.01 nats). Chosen by measurement on the MOSES sample
 #: (docs/science.md, "Keeping z in use").
 TOKEN_OBJECTIVE: dict[str, float | int | str] = {
-    "free_bits": 0.25,
+    "free_bits": 0.5,
     "kl_schedule": "cyclical",
     "kl_cycle_steps": 100,
     "kl_cycle_ratio": 0.5,
