@@ -81,7 +81,7 @@ class GRUEncoder(Encoder):
         self.hidden_size = hidden_size
         self.embed = nn.Embedding(data.vocab_size, embedding_dim, padding_idx=PAD_ID)
         self.rnn = _gru(embedding_dim, hidden_size, self.num_layers, dropout, bidirectional)
-        self.drop = nn.Dropout(dropout)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()  # no mask at 0
         self.head = nn.Linear(self.directions * hidden_size, out_features)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
@@ -159,7 +159,7 @@ class GRUDecoder(Decoder):
             if self.condition in ("both", "init")
             else None
         )
-        self.drop = nn.Dropout(dropout)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()  # no mask at 0
         self.out = nn.Linear(self.hidden_size, vocab)
 
     def initial_state(self, z: Tensor) -> Tensor:
