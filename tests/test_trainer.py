@@ -234,6 +234,25 @@ def test_rng_state_round_trip() -> None:
     assert first[0] == again[0] and first[1] == again[1] and torch.equal(first[2], again[2])
 
 
+def test_resume_refuses_another_model_naming_the_differing_fields(
+    tmp_path: Path, data_file: Path
+) -> None:
+    options = dict(epochs=1, batch_size=64, device="cpu", out_dir=tmp_path, progress=False)
+    genlatent.Trainer(**options).fit(make_model(), dataset(data_file))
+    spec = make_model().spec
+    # the same shapes, another objective and prior: the weights would load without error
+    other = genlatent.build({**spec, "prior": {"name": "laplace", "params": {}},
+                             "objective": {**spec["objective"], "beta": 0.5}})
+    with pytest.raises(TrainingError) as info:
+        genlatent.Trainer(**{**options, "epochs": 2}, resume=True).fit(other, dataset(data_file))
+    message = str(info.value)
+    assert "\n" not in message and "differs from the one in its checkpoint" in message
+    assert "objective.beta" in message and "-> 0.5" in message
+    assert 'prior.name "standard_normal" -> "laplace"' in message
+    assert "latent_dim" not in message  # only what differs is named
+    assert read_metrics(tmp_path)[-1]["epoch"] == 1  # nothing was trained or written
+
+
 # --------------------------------------------------------------------------- safety
 
 
@@ -285,6 +304,38 @@ def test_run_folder_in_use_is_refused_and_stale_lock_taken_over(
     (tmp_path / ".lock").write_text("pid 999999 on elsewhere\n")
     trainer.fit(make_model(), dataset(data_file))
     assert read_metrics(tmp_path)[-1]["epoch"] == 1
+
+
+LOCK_HOLDER = """
+import sys, time
+from genlatent.training.runlock import RunLock
+lock = RunLock(sys.argv[1]).acquire()
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def test_lock_of_a_sigkilled_process_names_it_then_is_taken_over(
+    tmp_path: Path, data_file: Path
+) -> None:
+    run = tmp_path / "run"
+    script = tmp_path / "hold.py"
+    script.write_text(LOCK_HOLDER)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with subprocess.Popen([sys.executable, str(script), str(run)], stdout=subprocess.PIPE,
+                          text=True, env=env) as holder:
+        try:
+            assert holder.stdout.readline().strip() == "locked"
+            trainer = genlatent.Trainer(epochs=1, batch_size=64, device="cpu", out_dir=run,
+                                        progress=False)
+            with pytest.raises(TrainingError, match=f"in use by another training "
+                                                    f"\\(pid {holder.pid} on "):
+                trainer.fit(make_model(), dataset(data_file))
+        finally:
+            holder.kill()
+    assert holder.returncode == -signal.SIGKILL
+    trainer.fit(make_model(), dataset(data_file))  # the dead holder's lock is taken over
+    assert read_metrics(run)[-1]["epoch"] == 1
 
 
 def test_existing_run_needs_resume_or_overwrite(tmp_path: Path, data_file: Path) -> None:
@@ -443,15 +494,21 @@ def test_progress_line_and_print_metrics(tmp_path: Path) -> None:
         def isatty(self) -> bool:
             return True
 
+    now = [100.0]
     term = Terminal()
-    bar = Progress(stream=term, interval=0.0)
+    bar = Progress(stream=term, interval=0.0, clock=lambda: now[0])
+    bar.start_run(step=0, total_steps=200)
+    bar.start_epoch(2, 5, 40)
     assert bar.due()
-    bar.update(2, 5, 10, 40, 12345.0, 3.25)
-    bar.close(2, 5, 40, 40, 12000.0, 3.0, "  val_loss 2.9000")
+    now[0] += 5.0
+    bar.update(10, 50, 12345.0, 3.25)
+    now[0] += 15.0
+    bar.close(40, 80, 12000.0, 3.0, "  val_loss 2.9000")
     text = term.getvalue()
     assert "\repoch 2/5 [#####" in text and "10/40  12,345 samples/s  loss 3.2500" in text
-    assert text.endswith("40/40  12,000 samples/s  loss 3.0000  val_loss 2.9000\n")
-    assert not Progress(stream=io.StringIO()).due()  # not a terminal: only the epoch lines
+    assert "epoch 0:05<0:15  run 0:05<0:15" in text  # 10 of 40 batches, 50 of 200 steps
+    assert text.endswith("40/40  12,000 samples/s  loss 3.0000  epoch 0:20<0:00  "
+                         "run 0:20<0:30  val_loss 2.9000\n")
 
     out = io.StringIO()
     model = make_model()

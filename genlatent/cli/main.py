@@ -11,7 +11,26 @@ import sys
 import click
 
 from .._version import __version__
-from ..errors import GenlatentError
+from ..errors import GenlatentError, TrainingInterrupted
+
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, as shells report a Ctrl-C
+
+
+def _interrupted_line(exc: TrainingInterrupted, argv: list[str]) -> str:
+    """One line: where training stopped, what was kept, and the exact command that goes on
+    (this command with ``--resume`` and without ``--overwrite``, shell-quoted)."""
+    import shlex
+
+    args = [a for a in argv[1:] if a != "--overwrite"]
+    if exc.checkpoint is None:
+        again = shlex.join(["genlatent", *args])
+        return ("Interrupted before the first training step: nothing was trained; "
+                f"run again with: {again}")
+    if "--resume" not in args:
+        args.append("--resume")
+    again = shlex.join(["genlatent", *args])
+    return (f"Interrupted at epoch {exc.epoch}, step {exc.step}: kept {exc.checkpoint}; "
+            f"continue with: {again}")
 
 
 class GenlatentGroup(click.Group):
@@ -20,6 +39,11 @@ class GenlatentGroup(click.Group):
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
+        except TrainingInterrupted as exc:  # Ctrl-C / SIGTERM: stopped at a safe point
+            if ctx.find_root().params.get("debug"):
+                raise
+            click.echo(_interrupted_line(exc, sys.argv), err=True)
+            ctx.exit(INTERRUPTED_EXIT)
         except (GenlatentError, OSError) as exc:  # missing, unreadable, full: the user's to fix
             if ctx.find_root().params.get("debug"):
                 raise

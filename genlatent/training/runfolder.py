@@ -70,3 +70,26 @@ def clear_run_outputs(folder: str | Path) -> None:
             shutil.rmtree(target)
         elif target.exists():
             target.unlink()
+
+
+def open_run_folder(folder: str | Path, *, resume: bool, overwrite: bool
+                    ) -> tuple[str, str | None] | None:
+    """What a fit does with ``folder`` (the Trainer calls it on rank 0, holding the lock):
+    refuse per :func:`check_run_folder`; return the checkpoint to resume from (path and
+    recorded checksum); else clear the outputs of an earlier fit (``overwrite``, or the
+    leftovers of a run with nothing trained) and return None, to start afresh."""
+    from .checkpoint import latest_checkpoint  # torch: only when a fit opens the folder
+
+    folder = Path(folder)
+    check_run_folder(folder, resume=resume, overwrite=overwrite)
+    if resume:
+        found = latest_checkpoint(folder)
+        if found is not None:
+            return str(found[0]), found[1]
+        if holds_run(folder):
+            raise TrainingError(
+                f"resume {folder}: it holds a trained model but no checkpoint to resume from; "
+                "pass --overwrite (overwrite=True) to start afresh"
+            )
+    clear_run_outputs(folder)
+    return None

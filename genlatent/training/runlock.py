@@ -1,20 +1,25 @@
 """A lock on a run folder, so two trainings never write into the same one.
 
-The lock is an ``fcntl.flock`` on ``<run>/.lock``, held while the fit runs. The kernel drops it
-when the process ends, however it ends (SIGKILL included), so a lock left by a dead process is
-simply taken over; the file also holds the owner's pid and host for the error message.
+The lock is a ``filelock.FileLock`` on ``<run>/.lock`` (``flock`` on POSIX, ``msvcrt`` on
+Windows), held while the fit runs. The operating system drops it when the process ends,
+however it ends (SIGKILL included), so a lock left by a dead process is simply taken over.
+The owner (pid and host) is written beside it, in ``.lock.owner``, for the error message: a
+Windows lock forbids writing into the locked file itself from another handle.
 """
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import os
 import socket
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 from ..errors import TrainingError
 
 LOCK_FILE = ".lock"
+OWNER_FILE = ".lock.owner"
 
 
 class RunLock:
@@ -23,7 +28,8 @@ class RunLock:
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         self.folder = Path(folder)
         self.path = self.folder / LOCK_FILE
-        self._fd: int | None = None
+        self.owner_path = self.folder / OWNER_FILE
+        self._lock = FileLock(self.path, timeout=0)
 
     def acquire(self) -> RunLock:
         if self.folder.exists() and not self.folder.is_dir():
@@ -33,30 +39,30 @@ class RunLock:
         except OSError as exc:
             raise TrainingError(f"run folder {self.folder}: cannot create it ({exc.strerror})"
                                 ) from None
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            owner = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown process"
-            os.close(fd)
+            self._lock.acquire()
+        except Timeout:
+            try:
+                owner = self.owner_path.read_text(encoding="utf-8", errors="replace").strip()
+            except OSError:
+                owner = ""
             raise TrainingError(
-                f"run folder {self.folder} is in use by another training ({owner}); "
-                "wait for it to finish or choose another output folder"
+                f"run folder {self.folder} is in use by another training "
+                f"({owner or 'unknown process'}); wait for it to finish or choose another "
+                "output folder"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
-        self._fd = fd
+        self.owner_path.write_text(f"pid {os.getpid()} on {socket.gethostname()}\n",
+                                   encoding="utf-8")
         return self
 
     def release(self) -> None:
-        if self._fd is None:
+        if not self._lock.is_locked:
             return
         try:
-            os.ftruncate(self._fd, 0)
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            with contextlib.suppress(OSError):
+                self.owner_path.unlink()
         finally:
-            os.close(self._fd)
-            self._fd = None
+            self._lock.release()
 
     def __enter__(self) -> RunLock:
         return self.acquire()
