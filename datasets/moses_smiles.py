@@ -32,6 +32,7 @@ import numpy as np
 
 from genlatent.data import H5Dataset, import_smiles
 from genlatent.data.importers import read_smiles_file
+from genlatent.errors import DataError
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 
@@ -84,15 +85,18 @@ def main(argv: list[str] | None = None) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             train_csv = subset(source / "train.csv.gz", args.rows, Path(tmp), args.seed)
             test_csv = subset(source / "test.csv.gz", args.test_rows, Path(tmp), args.seed)
-            train = import_smiles(
-                train_csv, args.out / f"{stem}_train.h5", encoding=args.encoding, seed=args.seed
-            )
+            train = args.out / f"{stem}_train.h5"
+            if not train.exists():  # made already by an interrupted run: reuse it
+                import_smiles(train_csv, train, encoding=args.encoding, seed=args.seed)
             spec = H5Dataset(train, check=False).spec
-            test = import_smiles(
-                test_csv, args.out / f"{stem}_test.h5", vocab=spec.vocab,
-                max_length=spec.max_length, allow_unknown=True, encoding=args.encoding,
-                seed=args.seed,
-            )  # fmt: skip
+            options = dict(vocab=spec.vocab, allow_unknown=True, encoding=args.encoding,
+                           seed=args.seed)  # fmt: skip
+            try:  # the training width, so the test file can be a --val file
+                test = import_smiles(
+                    test_csv, args.out / f"{stem}_test.h5", max_length=spec.max_length, **options
+                )
+            except DataError:  # a test molecule is longer: its own width
+                test = import_smiles(test_csv, args.out / f"{stem}_test.h5", **options)
         written += [train, test]
     if args.samples:
         sample = SAMPLES / "moses_train_2k.csv"
