@@ -141,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         "--set", dest="settings", action="append", default=[], help="passed to genlatent train"
     )
     parser.add_argument("--section", default=None, help="BENCHMARKS.md section name")
+    parser.add_argument(
+        "--score-only", action="store_true", help="score the model the run folder holds already"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.steps, args.samples, args.eval_n = args.steps or 30, 100, 100
@@ -158,11 +161,12 @@ def main(argv: list[str] | None = None) -> int:
         else ["--set", f"train.max_time={args.minutes:g}m"]
     )
     settings = [x for s in args.settings for x in ("--set", s)]
-    cli("train", str(train_path), "--latent-dim", str(args.latent_dim), "--val-fraction", "0",
-        "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
-        "--device", args.device, "--seed", str(args.seed), *budget, *settings,
-        "--set", "train.checkpoint_every=epoch", "--no-plots", "--out", str(run), "--overwrite",
-        threads=args.threads)  # fmt: skip
+    if not args.score_only:
+        cli("train", str(train_path), "--latent-dim", str(args.latent_dim), "--val-fraction",
+            "0", "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr",
+            str(args.lr), "--device", args.device, "--seed", str(args.seed), *budget, *settings,
+            "--set", "train.checkpoint_every=epoch", "--no-plots", "--out", str(run),
+            "--overwrite", threads=args.threads)  # fmt: skip
     trained_s = time.perf_counter() - begin
     history = read_metrics(run)
     model = genlatent.load(run / "model", map_location=str(device))
