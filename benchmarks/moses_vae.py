@@ -254,8 +254,9 @@ def report(args, result, floor, history, n_params, n_train, n_test, model, eval_
         row.format(f"validity ({result['samples']} prior samples)", f("validity"),
                    PUBLISHED["validity"]),
         row.format("unique@1000", f("unique@1000"), PUBLISHED["unique@1000"]),
-        row.format(f"unique@{result['samples']}", f(f"unique@{result['samples']}"),
-                   f"{PUBLISHED['unique@10000']} (unique@10000)"),
+        *([row.format(f"unique@{result['samples']}", f(f"unique@{result['samples']}"),
+                      f"{PUBLISHED['unique@10000']} (unique@10000)")]
+          if result["samples"] != 1000 else []),
         row.format("novelty (vs the whole training set)", f("novelty"), PUBLISHED["novelty"]),
         row.format("internal diversity (IntDiv1, 1000 samples)", f("internal_diversity"),
                    PUBLISHED["internal_diversity"]),
