@@ -26,6 +26,11 @@ The data: ``--data DIR`` holding ``fashion_train.h5`` / ``fashion_test.h5`` (``x
 uint8 with ``scale = 1/255``); when missing they are made from the IDX files of the Debian
 package ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``).
 
+``--cnn``: the convolutional VAE instead: **hand** is the classic CNN VAE (4x4 stride-2
+convolutions 1-32-64, a dense layer to the posterior; a transposed-conv decoder ending in one
+channel), **genlatent** its default ``cnn`` encoder and decoder with ``channels=[32, 64]``
+and nothing else set (``docs/networks.md`` says how those defaults were chosen).
+
 Run: ``python benchmarks/bench_trainer.py [--rounds 5 --epochs 1 --threads 1]``;
 on a GPU: ``--device cuda`` (and ``--cnn`` for the convolutional VAE).
 """
@@ -33,6 +38,7 @@ on a GPU: ``--device cuda`` (and ``--cnn`` for the convolutional VAE).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -296,6 +302,8 @@ def main() -> None:
     lines.append(f"Test ELBO difference genlatent - hand: "
                  f"{statistics.mean(elbos['genlatent']) - statistics.mean(elbos['hand']):+.2f} "
                  f"nats (round-to-round spread of the hand loop: {spread:.2f}).")
+    lines.append(f"Load average at the end (1 min): {os.getloadavg()[0]:.1f} on "
+                 f"{os.cpu_count()} cores.")
     body = "\n".join(lines)
     print("\n" + body)
     if not args.no_report:

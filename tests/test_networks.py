@@ -19,6 +19,7 @@ from genlatent.networks import (
     MLPEncoder,
     sequence_lengths,
 )
+from genlatent.networks.cnn import wrap_fold
 
 VOCAB = ("<pad>", "<bos>", "<eos>", "<unk>", "C", "c", "O", "N", "(", ")", "=", "1")
 DATA = {
@@ -173,6 +174,10 @@ def test_training_steps_lower_the_loss(data_key, enc, dec):
         {"padding_mode": "circular", "norm": "batch"},
         {"padding_mode": "reflect"},
         {"hidden": [32, 16], "dropout": 0.1, "activation": "elu"},
+        {"style": "heavy"},
+        {"style": "heavy", "padding_mode": "circular"},
+        {"style": "heavy", "kernel": 4, "upsample": "linear"},
+        {"padding_mode": "circular", "kernel": 4, "stride": [2, 1]},
     ],
 )
 def test_cnn_any_size(shape, params):
@@ -196,8 +201,16 @@ def test_cnn_any_size(shape, params):
 
 def test_cnn_sizes_from_data_not_hard_coded():
     encoder = CNNEncoder(DATA["odd27x33"], 8)
-    assert encoder.geometry.sizes == [(27, 33), (14, 17), (7, 9)]
-    assert encoder.features(torch.rand(1, 1, 27, 33)).shape == (1, 64, 7, 9)
+    assert encoder.geometry.kernels == [4, 4]
+    assert encoder.geometry.sizes == [(27, 33), (13, 16), (6, 8)]
+    assert encoder.features(torch.rand(1, 1, 27, 33)).shape == (1, 64, 6, 8)
+    heavy = CNNEncoder(DATA["odd27x33"], 8, style="heavy")
+    assert heavy.geometry.kernels == [3, 3]
+    assert heavy.geometry.sizes == [(27, 33), (14, 17), (7, 9)]
+    thin = CNNEncoder(DataSpec("grids", (2, 1, 9)), 8)  # kernel 4 cannot cover 1 row
+    assert thin.geometry.kernels == [3, 3] and thin.geometry.sizes[-1] == (1, 3)
+    mixed = CNNEncoder(DATA["image28"], 8, channels=[4, 4, 4], stride=[2, 1, 3])
+    assert mixed.geometry.kernels == [4, 3, 3]
     spectra = CNNEncoder(DATA["spectra500"], 8, channels=[4, 4, 4], kernel=5)
     assert spectra.geometry.sizes == [(500,), (250,), (125,), (63,)]
     assert spectra.geometry.dims == 1
@@ -239,12 +252,71 @@ def test_zero_padding_does_not_wrap():
     assert not torch.allclose(shifted, torch.roll(encoder.features(x), (5, -11), dims=(2, 3)))
 
 
-def test_circular_decoder_upsampling_wraps():
-    decoder = CNNDecoder(DATA["lattice32"], 4, 1, channels=[4, 4], padding_mode="circular")
+@pytest.mark.parametrize("upsample", ["nearest", "transpose"])
+def test_circular_decoder_upsampling_wraps(upsample):
+    decoder = CNNDecoder(
+        DATA["lattice32"], 4, 1, channels=[4, 4], padding_mode="circular", upsample=upsample
+    )
+    assert all(s.wrap for s in decoder.up[::3]) == (upsample == "transpose")
     h = torch.randn(2, 4, 8, 8)
     up = decoder.up
-    expected = torch.roll(up(h), (4, 12), dims=(2, 3))  # nearest x2, then x2 again
+    expected = torch.roll(up(h), (4, 12), dims=(2, 3))  # x2, then x2 again
     assert torch.allclose(up(torch.roll(h, (1, 3), dims=(2, 3))), expected, atol=1e-5)
+
+
+def test_circular_heavy_decoder_upsampling_wraps():
+    decoder = CNNDecoder(
+        DATA["lattice32"], 4, 1, channels=[4, 4], padding_mode="circular", style="heavy"
+    )
+    assert decoder.upsample == "nearest"
+    h = torch.randn(2, 4, 8, 8)
+    expected = torch.roll(decoder.out(decoder.up(h)), (4, 12), dims=(2, 3))
+    shifted = decoder.out(decoder.up(torch.roll(h, (1, 3), dims=(2, 3))))
+    assert torch.allclose(shifted, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "size,kernel,stride", [((32, 32), 4, 2), ((27, 33), 3, 2), ((16, 16), 5, 1), ((40,), 4, 2)]
+)
+def test_wrapped_transpose_is_the_adjoint_of_circular_conv(size, kernel, stride):
+    """<conv(x), y> = <x, wrap_fold(conv_transpose(y))>: exactly the circular convolution's
+    adjoint, for any size (odd ones too), so the decoder wraps the way the encoder does."""
+    dims = len(size)
+    pad = (kernel - 1) // 2
+    conv = (torch.nn.Conv1d if dims == 1 else torch.nn.Conv2d)(
+        3, 5, kernel, stride, pad, padding_mode="circular", bias=False
+    )
+    x = torch.randn(2, 3, *size, requires_grad=True)
+    out = conv(x)
+    y = torch.randn_like(out)
+    (adjoint,) = torch.autograd.grad((out * y).sum(), x)
+    transpose = torch.nn.functional.conv_transpose1d if dims == 1 else F.conv_transpose2d
+    folded = wrap_fold(transpose(y, conv.weight, stride=stride), size, pad)
+    assert torch.allclose(folded, adjoint, atol=1e-5)
+
+
+def test_light_and_heavy_decoders():
+    """light: the last upsampling stage makes the outputs; heavy (the old default) upsamples
+    to channels[0] maps at full resolution and adds a 3x3 output conv."""
+    data = DATA["image28"]
+    light = CNNDecoder(data, 4, 2)
+    heavy = CNNDecoder(data, 4, 2, style="heavy")
+    assert (light.style, light.upsample, heavy.style, heavy.upsample) == (
+        "light", "transpose", "heavy", "transpose"
+    )
+    convs = [m for m in light.up.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [m.out_channels for m in convs] == [32, 2]
+    assert isinstance(light.out, torch.nn.Identity)
+    convs = [m for m in heavy.up.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [m.out_channels for m in convs] == [32, 32]
+    assert heavy.out.kernel_size == (3, 3) and heavy.out.out_channels == 2
+    assert light.geometry.kernels == [4, 4] and heavy.geometry.kernels == [3, 3]
+    z = torch.randn(3, 4)
+    assert light(z).shape == heavy(z).shape == (3, 2, 1, 28, 28)
+    circular = CNNDecoder(DATA["lattice32"], 4, 1, padding_mode="circular")
+    assert circular.upsample == "nearest" and circular.geometry.kernels == [4, 4]
+    convs = [m for m in circular.up.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [m.kernel_size for m in convs] == [(3, 3), (3, 3)]  # odd "same" convs after nearest
 
 
 def test_circular_1d():
@@ -418,11 +490,12 @@ def test_gru_word_dropout_only_in_training():
         ),
         (
             lambda: CNNDecoder(
-                DATA["lattice32"], 4, 1, padding_mode="circular", upsample="transpose"
+                DATA["lattice32"], 4, 1, padding_mode="reflect", upsample="transpose"
             ),
             "decoder 'cnn': upsample",
         ),
         (lambda: CNNDecoder(DATA["image28"], 4, 1, upsample="cubic"), "upsample"),
+        (lambda: CNNDecoder(DATA["image28"], 4, 1, style="medium"), "decoder 'cnn': style"),
         (lambda: MLPEncoder(DATA["vectors784"], 4, activation="swish"), "'mlp': activation"),
         (lambda: MLPDecoder(DATA["vectors784"], 4, 1, norm="group"), "decoder 'mlp': norm"),
         (lambda: MLPDecoder(DATA["vectors784"], 4, 1, dropout=1.5), "dropout"),

@@ -84,20 +84,34 @@ def encode_command(
 
     The file gets mean (N, D), scale (N, D) (VAE), index (the rows of DATA) and every 1-D
     dataset of DATA aligned with the examples (labels), under the same names. Its "mean" can
-    be read like any dataset (key mean), e.g. by `genlatent decode`.
+    be read like any dataset (key mean), e.g. by `genlatent decode`. An --out ending in .h5ad
+    (DATA an .h5ad) is instead a copy of DATA with obsm["X_genlatent"] (means) and
+    obsm["X_genlatent_scale"], for anndata / scanpy.
 
     \b
     Example:
       genlatent encode runs/quick datasets/samples/fashion_mnist_test_500.h5 \\
           --out runs/quick/latents.h5
+      genlatent encode runs/cells cells.h5ad --out cells_latent.h5ad
     """
     from ..analysis import h5out, inference
+    from ..errors import DataError
 
+    to_h5ad = out.lower().endswith(".h5ad")
+    if to_h5ad and not data.lower().endswith(".h5ad"):
+        raise DataError(f"--out {out}: an .h5ad output needs an .h5ad input, got {data}")
     model = load_model(run, device)
     dataset = open_dataset(data, key or default_key(run), labels=True)
     inference.check_compatible(model, dataset)
     progress(f"encoding {len(dataset)} examples of {dataset.where}")
     codes = inference.encode_dataset(model, dataset, batch_size, model.device)
+    if to_h5ad:  # back into the AnnData: obsm["X_genlatent"] (genlatent.analysis.h5ad_out)
+        from ..analysis.h5ad_out import write_h5ad_latents
+
+        provenance = _provenance(run, model, source=data, key=dataset.key)
+        write_h5ad_latents(data, out, codes["mean"], codes.get("scale"), provenance=provenance)
+        click.echo(f"wrote {out}: obsm X_genlatent {tuple(codes['mean'].shape)}")
+        return
     arrays: dict[str, Any] = {"mean": (codes["mean"], {"kind": "vectors"})}
     if "scale" in codes:
         arrays["scale"] = codes["scale"]

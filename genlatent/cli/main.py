@@ -104,6 +104,7 @@ def _add_commands() -> None:
     )
     from .inspect import info_command, plugins_command
     from .plot import plot_command
+    from .report import report_command
     from .train import train_command
 
     for command in (
@@ -115,6 +116,7 @@ def _add_commands() -> None:
         sample_command,
         interpolate_command,
         plot_command,
+        report_command,
         data_group,
         plugins_command,
         info_command,
