@@ -1,5 +1,9 @@
 """Likelihoods p(x|z): Bernoulli, Gaussian, categorical tokens, Poisson, negative binomial.
 
+Each declares the values it can score in ``support`` (a ``torch.distributions.constraints``
+object, as in Pyro): :func:`genlatent.build` refuses data that leave it when given a summary of
+the data's values (see :mod:`genlatent.data.values`).
+
 The decoder emits ``params`` of shape ``(B, num_params, *data.shape)`` (the ``num_params``
 axis is there even when it is 1). Token data follow the same rule: the categorical likelihood
 has ``num_params = vocab_size`` (one logit per token of the vocabulary at each position), so
@@ -23,6 +27,7 @@ import math
 
 import torch
 from torch import Tensor, nn
+from torch.distributions import constraints
 from torch.nn import functional as F
 
 from .. import registry
@@ -66,6 +71,7 @@ class BernoulliLikelihood(ValueLikelihood):
 
     kinds = frozenset({"vectors", "grids"})
     num_params = 1
+    support = constraints.unit_interval
 
     def log_prob(self, params: Tensor, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         (logits,) = self._maps(params, x)
@@ -90,6 +96,7 @@ class GaussianLikelihood(ValueLikelihood):
     """
 
     kinds = frozenset({"vectors", "grids"})
+    support = constraints.real
     VARIANCES = ("fixed", "learned_global", "learned_per_value")
 
     def __init__(
@@ -208,6 +215,7 @@ class CountLikelihood(ValueLikelihood):
 
     kinds = frozenset({"counts"})
     num_params = 1
+    support = constraints.nonnegative_integer
     LINKS = ("exp", "softplus")
 
     def __init__(self, data: DataSpec, link: str = "exp") -> None:
