@@ -24,6 +24,7 @@ floor applies to the total KL (``free_bits * latent_dim``). The reported ``kl`` 
 from __future__ import annotations
 
 import math
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -73,6 +74,15 @@ class VAE(LatentModel):
     ``kl_samples`` (draws of the Monte-Carlo KL, used only when the posterior / prior pair
     has no closed form).
     """
+
+    # models saved before these options existed were trained without them
+    legacy_defaults: ClassVar[dict[str, Any]] = {
+        "kl_schedule": "linear",
+        "kl_cycle_steps": 0,
+        "kl_cycle_ratio": 0.5,
+        "kl_cycles": 0,
+        "free_bits": 0.0,
+    }
 
     def __init__(
         self,

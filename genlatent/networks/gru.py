@@ -9,7 +9,7 @@ both).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -123,6 +123,8 @@ class GRUDecoder(Decoder):
 
     kinds: ClassVar[frozenset[str]] = frozenset({"tokens"})
     autoregressive: ClassVar[bool] = True
+    # models saved before word dropout became a token default were trained without it
+    legacy_defaults: ClassVar[dict[str, Any]] = {"word_dropout": 0.0}
 
     def __init__(
         self,
