@@ -265,11 +265,16 @@ def model_spec(
     likelihood is one that fits the values."""
     from .spec import normalize_spec
 
+    objective = dict(config["objective"])
+    if data_spec.get("kind") == "tokens" and config["model"] == "vae":
+        from ..models.vae import TOKEN_OBJECTIVE  # keeps z in use on molecules
+
+        objective = {**TOKEN_OBJECTIVE, **objective}
     spec: dict[str, Any] = {
         "model": config["model"],
         "latent_dim": config["latent_dim"],
         "data": data_spec,
-        "objective": dict(config["objective"]),
+        "objective": objective,
     }
     for field in PART_FIELDS:
         part = config[field]

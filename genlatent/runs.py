@@ -205,6 +205,7 @@ def prepare(
     model = build(spec, seed=seed, values=values)
     for name in cfg.PART_FIELDS:  # record the parts actually used, defaults included
         config[name] = {"name": spec[name]["name"], "params": dict(spec[name]["params"])}
+    config["objective"] = dict(spec["objective"])  # with the token-data defaults, if any
     options["callbacks"] = [_config_recorder(config)]
     trainer = Trainer(**options)  # checks its options now, before anything is written
     return RunPlan(config, model.spec, out, resume, model, train, val, trainer, notes)
