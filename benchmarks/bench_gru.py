@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section  # noqa: E402
 
 import genlatent  # noqa: E402
-from genlatent.cli import config as cfg  # noqa: E402
+from genlatent import config as cfg  # noqa: E402
 from genlatent.data import open_dataset  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

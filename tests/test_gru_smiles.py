@@ -110,7 +110,7 @@ def trained_defaults(smiles_data):
     """The same small GRU VAE with the objective and decoder options ``genlatent train`` uses
     for token data (free bits, cyclical KL weight at beta 1, word dropout), as in the README
     molecule example."""
-    from genlatent.cli import config as cfg
+    from genlatent import config as cfg
 
     vocab, x_train, len_train, _, _ = smiles_data
     torch.manual_seed(0)

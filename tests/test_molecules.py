@@ -214,7 +214,7 @@ def test_free_bits_with_a_mixture_prior_floors_the_total():
 def test_cli_defaults_for_token_data_keep_z_in_use():
     """The CLI resolves the token objective (free bits, cyclical KL) and the GRU decoder's
     word dropout; the user's own settings win."""
-    from genlatent.cli import config as cfg
+    from genlatent import config as cfg
     from genlatent.models.vae import TOKEN_OBJECTIVE
 
     data = DataSpec.from_dict(token_spec()).to_dict()
