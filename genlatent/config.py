@@ -267,7 +267,7 @@ def model_spec(
 
     objective = dict(config["objective"])
     if data_spec.get("kind") == "tokens" and config["model"] == "vae":
-        from ..models.vae import TOKEN_OBJECTIVE  # keeps z in use on molecules
+        from .models.vae import TOKEN_OBJECTIVE  # keeps z in use on molecules
 
         objective = {**TOKEN_OBJECTIVE, **objective}
     spec: dict[str, Any] = {
