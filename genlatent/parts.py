@@ -19,7 +19,15 @@ likelihood whose data kinds it supports:
   ``log_prob(params, x, lengths=None) -> (B,)`` in nats, summed over the data dimensions.
 
 Each class says which data kinds it supports in ``kinds``; :func:`genlatent.build` checks the
-pairing and fails with a clear message before any weight is made.
+pairing and fails with a clear message before any weight is made. Likelihoods also declare the
+values they can score in ``support`` (a ``torch.distributions.constraints`` object, as Pyro
+distributions do), so the data can be checked against it before training.
+
+Resolved parameters: :func:`genlatent.build` binds each part's keyword parameters to its
+constructor's signature (defaults applied) and stores them in ``bound_params``; a saved model
+records :meth:`Part.resolved_params`, which is those parameters with every automatic choice
+("auto" / ``None`` meaning "decide from the data") replaced by the value actually used. A saved
+model is rebuilt from exactly those values and never from the defaults of a later release.
 
 Data readers (``registry.datasets``) meet the :class:`Reader` protocol below; one is chosen per
 path by asking every registered reader's ``can_open``.
@@ -33,12 +41,33 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.distributions import Distribution
+from torch.distributions import Distribution, constraints
 
 from .dataspec import DataSpec
 
 
-class Encoder(nn.Module):
+class Part(nn.Module):
+    """What every part shares: the parameters it was built with, resolved for saving."""
+
+    bound_params: dict[str, Any]
+    #: For parameters added after models were saved: the value that reproduces those models
+    #: (``{"out_conv": True}`` when a release adds ``out_conv`` defaulting to False). Loading
+    #: fills a parameter a saved spec lacks from here; without an entry it takes today's
+    #: default and warns.
+    legacy_defaults: ClassVar[dict[str, Any]] = {}
+
+    def resolved_params(self) -> dict[str, Any]:
+        """Every keyword parameter of the constructor, defaults applied, with automatic
+        choices replaced by their concrete values: building the part again from these gives
+        the same architecture under any later release.
+
+        The default returns ``bound_params`` (set by :func:`genlatent.build`). A part whose
+        parameter means "decide from the data" overrides this and reports what it decided.
+        """
+        return dict(getattr(self, "bound_params", {}))
+
+
+class Encoder(Part):
     """Maps a batch of data to the flat parameters of the posterior."""
 
     kinds: ClassVar[frozenset[str]] = frozenset()
@@ -52,7 +81,7 @@ class Encoder(nn.Module):
         raise NotImplementedError
 
 
-class Decoder(nn.Module):
+class Decoder(Part):
     """Maps latent codes to the parameters of the likelihood."""
 
     kinds: ClassVar[frozenset[str]] = frozenset()
@@ -81,7 +110,7 @@ class Decoder(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} is not autoregressive")
 
 
-class Posterior(nn.Module):
+class Posterior(Part):
     """Turns the encoder's flat output into q(z|x)."""
 
     num_params: int = 2
@@ -94,7 +123,7 @@ class Posterior(nn.Module):
         raise NotImplementedError
 
 
-class Prior(nn.Module):
+class Prior(Part):
     """p(z): sampled, scored, possibly learned."""
 
     def __init__(self, latent_dim: int) -> None:
@@ -114,11 +143,13 @@ class Prior(nn.Module):
         return self().log_prob(z)
 
 
-class Likelihood(nn.Module):
+class Likelihood(Part):
     """p(x|z) from the decoder's parameter maps."""
 
     kinds: ClassVar[frozenset[str]] = frozenset()
     num_params: int = 1
+    #: The data values this likelihood can score (``None``: not declared, not checked).
+    support: ClassVar[constraints.Constraint | None] = None
 
     def __init__(self, data: DataSpec) -> None:
         super().__init__()

@@ -2,14 +2,19 @@
 
 ``model.save(dir)`` writes::
 
-    dir/spec.json      the complete model spec (plain JSON)
+    dir/spec.json      the resolved model spec (plain JSON, ``genlatent_spec`` format 2):
+                       every part's and the objective's parameters, defaults applied
     dir/weights.pt     the state dict (tensors only), read back with weights_only=True
     dir/meta.json      format tag, genlatent / torch versions, the parts used and the
                        package (and version) that provided each, the weights' SHA-256
 
 The folder is written beside its target and renamed into place, so a crash leaves the old
 model or the new one. Loading checks the format tag and the checksum before reading the
-weights and never unpickles code.
+weights and never unpickles code. The model is rebuilt from the saved parameters, never from
+today's defaults (format-1 specs, which held only what the user typed, are resolved against the
+frozen format-1 defaults of :mod:`genlatent.spec_v1`); a model saved by another genlatent
+version, or missing a parameter that today's parts have, loads with a
+:class:`ModelVersionWarning` that names it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +41,10 @@ if TYPE_CHECKING:
 FORMAT = "genlatent-model"
 FORMAT_VERSION = 1
 SPEC_FILE, WEIGHTS_FILE, META_FILE = "spec.json", "weights.pt", "meta.json"
+
+
+class ModelVersionWarning(UserWarning):
+    """A saved model comes from another genlatent version or lacks a parameter of today's."""
 
 
 def sha256_file(path: Path) -> str:
@@ -146,17 +156,33 @@ def load_model(
     directory: str | os.PathLike[str], map_location: str | torch.device = "cpu"
 ) -> LatentModel:
     """Rebuild a model saved by :func:`save_model`."""
-    from .spec import build
+    from .spec import build, spec_version, with_legacy_defaults
+    from .spec_v1 import upgrade
 
     path = Path(directory)
     meta = read_meta(path)
     spec = _read_json(path / SPEC_FILE, SPEC_FILE)
     for info in meta.get("parts", {}).values():
         registry.get_part(info["kind"], info["name"], info.get("provider"))
+    if not isinstance(spec, dict):
+        raise CheckpointError(f"{path / SPEC_FILE}: expected a JSON object (the model spec)")
+    saved_by = meta.get("genlatent_version")
+    if saved_by != __version__:
+        warnings.warn(
+            f"{path}: saved by genlatent {saved_by} (spec format "
+            f"{spec.get('genlatent_spec', 1)}), loaded by genlatent {__version__}; it is rebuilt "
+            "from its recorded parameters",
+            ModelVersionWarning,
+            stacklevel=2,
+        )
     try:
+        if spec_version(spec) == 1:
+            spec = upgrade(spec)  # the format-1 defaults it was saved under
+        spec = with_legacy_defaults(spec)
         model = build(spec)
     except GenlatentError as exc:
         raise CheckpointError(f"{path / SPEC_FILE}: cannot rebuild the model: {exc}") from None
+    _warn_new_params(path / SPEC_FILE, spec, model.spec)
     state = load_state(path / WEIGHTS_FILE, meta.get("weights_sha256"))
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path / WEIGHTS_FILE}: expected a mapping of names to tensors")
@@ -170,3 +196,24 @@ def load_model(
     model.to(map_location)
     model.eval()
     return model
+
+
+def _warn_new_params(where: Path, saved: dict[str, Any], built: dict[str, Any]) -> None:
+    """Parameters today's parts have that a saved spec does not record (after the format-1
+    defaults and the parts' ``legacy_defaults``) were filled from today's defaults: say so."""
+    from .spec import PART_KINDS
+    fields = {f: (saved.get(f) or {}).get("params") or {} for f in PART_KINDS}
+    fields["objective"] = saved.get("objective") or {}
+    for field, params in fields.items():
+        entry = built.get(field) or {}
+        now = entry.get("params", {}) if field != "objective" else entry
+        new = {k: v for k, v in now.items() if k not in params}
+        if new:
+            named = f"{field} {entry['name']!r}" if field != "objective" else "the objective"
+            filled = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(new.items()))
+            warnings.warn(
+                f"{where}: {named} was saved without {', '.join(sorted(new))}; "
+                f"using today's defaults ({filled})",
+                ModelVersionWarning,
+                stacklevel=3,
+            )

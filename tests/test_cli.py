@@ -156,7 +156,7 @@ def test_train_writes_the_run_folder(run_dir, data_dir) -> None:
     assert config["train"] == {"epochs": 2, "batch_size": 32, "lr": 0.01, "seed": 1}
     assert config["data"]["path"] == str(data_dir / "vec.h5") and config["data"]["key"] == "x"
     model = genlatent.load(run_dir / "model")
-    assert model.latent_dim == 3 and model.spec["encoder"]["params"] == {"hidden": [16]}
+    assert model.latent_dim == 3 and model.spec["encoder"]["params"]["hidden"] == [16]
     for name in ("curves", "latent", "reconstructions", "samples", "interpolations"):
         assert_png(run_dir / "plots" / f"{name}.png")
 
@@ -174,8 +174,9 @@ def test_train_config_file_then_set_then_flags(data_dir, tmp_path) -> None:
     resolved = json.loads(result.stdout)
     assert resolved["config"]["train"] == {"epochs": 4, "lr": 0.2}
     assert resolved["spec"]["latent_dim"] == 6
-    assert resolved["spec"]["prior"] == {"name": "mixture", "params": {"components": 4}}
-    assert resolved["spec"]["encoder"] == {"name": "mlp", "params": {"hidden": [7]}}
+    assert resolved["spec"]["prior"]["name"] == "mixture"  # the spec is resolved: all params
+    assert resolved["spec"]["prior"]["params"]["components"] == 4
+    assert resolved["spec"]["encoder"]["params"]["hidden"] == [7]
     assert resolved["spec"]["data"] == {"kind": "vectors", "shape": [12], "dtype": "float32"}
     assert not (tmp_path / "run").exists()  # --print-config writes nothing
 

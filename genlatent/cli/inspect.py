@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,9 @@ def plugins_command() -> None:
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def info_command(path: Path, as_json: bool) -> None:
-    """Describe an HDF5 file (datasets, shapes, dtypes, attributes) or a run folder (model
-    spec, parts, versions, metrics, checkpoints).
+    """Describe an HDF5 file (datasets, shapes, dtypes, attributes) or a run folder (the
+    resolved architecture: every part with all its parameters and its parameter count; the
+    spec format and the genlatent version that saved it; metrics, checkpoints).
 
     \b
     Examples:
@@ -56,12 +58,42 @@ def info_command(path: Path, as_json: bool) -> None:
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
     summary = describe_run(path) if path.is_dir() else describe_h5(path)
+    if path.is_dir():
+        summary["architecture"] = architecture(summary["model_dir"], summary.get("spec"))
     if as_json:
         emit_json(summary)
     elif path.is_dir():
         _print_run(summary)
     else:
         _print_h5(summary)
+
+
+def architecture(model_dir: str | Path, saved_spec: Any) -> dict[str, Any]:
+    """The saved model's resolved spec and parameter counts (the model is loaded, so a
+    format-1 file shows the values it is rebuilt with), or the reason it cannot be loaded."""
+    from ..errors import GenlatentError
+    from ..serialization import load_model
+    from ..spec import PART_KINDS
+
+    spec_format = saved_spec.get("genlatent_spec", 1) if isinstance(saved_spec, dict) else None
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = load_model(model_dir)
+    except GenlatentError as exc:
+        return {"spec_format": spec_format, "error": str(exc)}
+    parameters = {}
+    for field in PART_KINDS:
+        part = getattr(model, field, None)
+        if part is not None:
+            parameters[field] = sum(p.numel() for p in part.parameters())
+    return {
+        "spec_format": spec_format,
+        "resolved_spec": model.spec,
+        "parameters": parameters,
+        "total_parameters": sum(p.numel() for p in model.parameters()),
+        "notes": [str(w.message) for w in caught],
+    }
 
 
 def _fmt(value: Any) -> str:
@@ -85,15 +117,13 @@ def _print_h5(info: dict[str, Any]) -> None:
             click.echo(f"  {'':<{width}}    @{key} = {_fmt(value)}")
 
 
-def _part_line(entry: Any) -> str:
-    if isinstance(entry, dict):
-        params = entry.get("params") or {}
-        return entry.get("name", "?") + (f" {json.dumps(params, sort_keys=True)}" if params else "")
-    return str(entry)
+def _params_line(params: dict[str, Any]) -> str:
+    return " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(params.items())) or "(none)"
 
 
 def _print_run(info: dict[str, Any]) -> None:
-    spec = info.get("spec") or {}
+    arch = info.get("architecture") or {}
+    spec = arch.get("resolved_spec") or info.get("spec") or {}
     data = spec.get("data", {})
     where = info.get("run_dir", info["model_dir"])
     click.echo(f"{where}: genlatent {'run' if 'run_dir' in info else 'model'}")
@@ -102,16 +132,30 @@ def _print_run(info: dict[str, Any]) -> None:
         f"data {data.get('kind')} {data.get('shape')}"
         + (f" (vocab {len(data['vocab'])} tokens)" if data.get("vocab") else "")
     )
-    for field in ("encoder", "decoder", "posterior", "prior", "likelihood"):
-        if field in spec:
-            click.echo(f"  {field + ':':<12}{_part_line(spec[field])}")
-    if spec.get("objective"):
-        click.echo(f"  {'objective:':<12}{json.dumps(spec['objective'], sort_keys=True)}")
+    fmt = arch.get("spec_format")
     plugins = info.get("plugins") or {}
     click.echo(
-        f"  saved by genlatent {info.get('genlatent_version')}, torch {info.get('torch_version')}"
+        f"  spec format {fmt}"
+        + (" (resolved against the format-1 defaults)" if fmt == 1 else "")
+        + f", saved by genlatent {info.get('genlatent_version')}"
+        + f" with torch {info.get('torch_version')}"
         + (", plugins: " + ", ".join(f"{k} {v}" for k, v in plugins.items()) if plugins else "")
     )
+    if "error" in arch:
+        click.echo(f"  architecture: cannot load the model ({arch['error']})")
+    counts = arch.get("parameters", {})
+    for field in ("encoder", "decoder", "posterior", "prior", "likelihood"):
+        entry = spec.get(field)
+        if not isinstance(entry, dict) or (counts and field not in counts):
+            continue  # an AE records no posterior or prior it uses
+        count = f", {counts[field]:,} parameters" if field in counts else ""
+        click.echo(f"  {field + ':':<12}{entry.get('name')}{count}")
+        click.echo(f"  {'':<14}{_params_line(entry.get('params') or {})}")
+    click.echo(f"  {'objective:':<12}{_params_line(spec.get('objective') or {})}")
+    if "total_parameters" in arch:
+        click.echo(f"  {'parameters:':<12}{arch['total_parameters']:,} in all")
+    for note in arch.get("notes", []):
+        click.echo(f"  note: {note}")
     config = info.get("config")
     if config:
         data_cfg = config.get("data", {})

@@ -104,7 +104,7 @@ def prepare(
     config: dict[str, Any], out: Path, *, resume: bool = False, overwrite: bool = False
 ) -> Plan:
     """Check everything and build the model; writes nothing."""
-    from ..spec import build
+    from ..spec import build, resolve_spec
 
     if resume and overwrite:
         raise GenlatentError("--resume and --overwrite exclude each other")
@@ -123,7 +123,7 @@ def prepare(
             old_spec = cfg.model_spec(
                 cfg.merge_file(cfg.default_config(), old, str(recorded)), train.spec.to_dict()
             )
-            if old_spec != model.spec:
+            if resolve_spec(old_spec) != model.spec:
                 raise GenlatentError(
                     f"--resume: the model asked for differs from the one in {recorded}; "
                     "leave the parts and latent size as they were"

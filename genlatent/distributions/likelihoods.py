@@ -1,5 +1,9 @@
 """Likelihoods p(x|z): Bernoulli, Gaussian, categorical tokens, Poisson, negative binomial.
 
+Each declares the values it can score in ``support`` (a ``torch.distributions.constraints``
+object, as in Pyro): :func:`genlatent.build` refuses data that leave it when given a summary of
+the data's values (see :mod:`genlatent.data.values`).
+
 The decoder emits ``params`` of shape ``(B, num_params, *data.shape)`` (the ``num_params``
 axis is there even when it is 1); for token data it emits logits ``(B, vocab_size, L)``.
 :meth:`log_prob` returns the per-example log-likelihood in nats, summed over every data
@@ -20,6 +24,7 @@ import math
 
 import torch
 from torch import Tensor, nn
+from torch.distributions import constraints
 from torch.nn import functional as F
 
 from .. import registry
@@ -63,6 +68,7 @@ class BernoulliLikelihood(ValueLikelihood):
 
     kinds = frozenset({"vectors", "grids"})
     num_params = 1
+    support = constraints.unit_interval
 
     def log_prob(self, params: Tensor, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         (logits,) = self._maps(params, x)
@@ -87,6 +93,7 @@ class GaussianLikelihood(ValueLikelihood):
     """
 
     kinds = frozenset({"vectors", "grids"})
+    support = constraints.real
     VARIANCES = ("fixed", "learned_global", "learned_per_value")
 
     def __init__(
@@ -201,6 +208,7 @@ class CountLikelihood(ValueLikelihood):
 
     kinds = frozenset({"counts"})
     num_params = 1
+    support = constraints.nonnegative_integer
     LINKS = ("exp", "softplus")
 
     def __init__(self, data: DataSpec, link: str = "exp") -> None:

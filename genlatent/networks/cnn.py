@@ -224,6 +224,17 @@ class CNNEncoder(Encoder):
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         return self.head(self.dense(self.features(x).flatten(1)))
 
+    #: models saved before ``style`` existed were "heavy"
+    legacy_defaults: ClassVar[dict[str, Any]] = {"style": "heavy"}
+
+    def resolved_params(self) -> dict[str, Any]:
+        """The padding and kernels actually used (``padding`` alias folded into
+        ``padding_mode``; ``kernel=None`` recorded as the kernels the style chose)."""
+        resolved = super().resolved_params()
+        g = self.geometry
+        resolved.update(padding_mode=g.padding_mode, padding=None, kernel=list(g.kernels))
+        return resolved
+
 
 class _UpStage(nn.Module):
     """Upsample ``(B, C_in, *n)`` to exactly ``(B, C_out, *target)``."""
@@ -369,3 +380,15 @@ class CNNDecoder(Decoder):
         h = self.project(self.dense(z)).reshape(z.shape[0], *self.start)
         out = self.out(self.up(h))
         return out.reshape(z.shape[0], self.num_params, *self.data.shape)
+
+    #: models saved before ``style`` existed were "heavy"
+    legacy_defaults: ClassVar[dict[str, Any]] = {"style": "heavy"}
+
+    def resolved_params(self) -> dict[str, Any]:
+        """The padding, kernels and upsampling actually used (``None`` lets the padding and
+        the style choose them)."""
+        resolved = super().resolved_params()
+        g = self.geometry
+        resolved.update(padding_mode=g.padding_mode, padding=None, kernel=list(g.kernels))
+        resolved["upsample"] = self.upsample
+        return resolved

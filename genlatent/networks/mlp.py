@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -53,6 +53,10 @@ class MLPEncoder(Encoder):
         if self.log1p:
             x = torch.log1p(x)
         return self.head(self.body(x))
+
+    def resolved_params(self) -> dict[str, Any]:
+        """``log1p=None`` (on for counts) is saved as the choice made."""
+        return {**super().resolved_params(), "log1p": self.log1p}
 
 
 @registry.decoders.register("mlp")
