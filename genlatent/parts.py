@@ -13,8 +13,9 @@ likelihood whose data kinds it supports:
 - ``Prior(latent_dim, **params)``: ``forward() -> Distribution`` with batch shape ``()`` and
   event shape ``(latent_dim,)``; may hold learnable parameters.
 - ``Decoder(data, latent_dim, num_params, **params)``: ``forward(z, x=None, lengths=None) ->
-  (B, num_params, *data.shape)``; for token data ``(B, vocab_size, L)`` where ``L`` is the
-  length of ``x`` (teacher forcing). Autoregressive decoders also have ``generate``.
+  (B, num_params, *data.shape)`` for every kind; token data too: the categorical likelihood
+  has ``num_params = vocab_size``, so ``(B, vocab_size, L)`` where ``L`` is the length of ``x``
+  (teacher forcing). Autoregressive decoders also have ``generate``.
 - ``Likelihood(data, **params)``: ``num_params`` parameter maps per data value;
   ``log_prob(params, x, lengths=None) -> (B,)`` in nats, summed over the data dimensions.
 

@@ -21,12 +21,14 @@ from ..dataspec import DataSpec
 
 
 def decode_tokens(data: DataSpec, ids: np.ndarray) -> list[str]:
-    """Token ids ``(N, L)`` back to strings (up to ``<eos>``; SMILES tokens join with "")."""
-    from ..data.tokens import Vocabulary
+    """Token ids ``(N, L)`` back to strings (up to ``<eos>``; SMILES tokens join with "");
+    molecules tokenised as SELFIES come back as SMILES ("" when SELFIES cannot decode)."""
+    from ..data.tokens import Vocabulary, encoding_of, to_smiles
 
     vocab = Vocabulary(list(data.vocab or ()))
     join = str((data.extra or {}).get("join", ""))
-    return [vocab.decode(row, join=join) for row in np.asarray(ids)]
+    encoding = encoding_of(data.extra)
+    return [to_smiles(vocab.decode(row, join=join), encoding) for row in np.asarray(ids)]
 
 
 def fixed_bytes(strings: list[str]) -> np.ndarray:
@@ -45,6 +47,8 @@ def data_arrays(
     arrays: dict[str, tuple[np.ndarray, dict]] = {}
     if data.kind == "tokens":
         attrs["vocab"] = json.dumps(list(data.vocab or ()))
+        if "encoding" in (data.extra or {}):  # read back with the same encoding
+            attrs["tokenizer"] = data.extra["encoding"]
         dtype = np.uint8 if len(data.vocab or ()) <= 256 else np.int16
         arrays["x"] = (x.astype(dtype), attrs)
         arrays["lengths"] = (np.asarray(out["lengths"]).astype(np.int32), {})

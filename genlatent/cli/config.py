@@ -229,11 +229,16 @@ def model_spec(config: dict[str, Any], data_spec: dict[str, Any]) -> dict[str, A
     ``data_spec``; a part given parameters but no name is the data kind's default part."""
     from ..spec import normalize_spec
 
+    objective = dict(config["objective"])
+    if data_spec.get("kind") == "tokens" and config["model"] == "vae":
+        from ..models.vae import TOKEN_OBJECTIVE  # keeps z in use on molecules
+
+        objective = {**TOKEN_OBJECTIVE, **objective}
     spec: dict[str, Any] = {
         "model": config["model"],
         "latent_dim": config["latent_dim"],
         "data": data_spec,
-        "objective": dict(config["objective"]),
+        "objective": objective,
     }
     for field in PART_FIELDS:
         part = config[field]

@@ -66,6 +66,7 @@ def import_group() -> None:
       npy / npz   a NumPy array (.npy) or an array of a .npz archive, with 1-D labels
                   (also as "numpy")
       smiles      SMILES strings from a CSV (a "smiles" column) or text file, tokenized
+                  as SMILES or (--encoding selfies) SELFIES
       idx         MNIST / Fashion-MNIST IDX image (and label) files, gzipped or not
     """
 
@@ -138,6 +139,13 @@ def import_npy(
     is_flag=True,
     help="Map tokens outside --vocab-from's vocabulary to <unk> instead of failing.",
 )
+@click.option(
+    "--encoding",
+    type=click.Choice(["smiles", "selfies"]),
+    default=None,
+    help="Tokens: SMILES atoms/bonds, or SELFIES symbols (every decoded SELFIES is a valid "
+    "molecule; needs genlatent[chem]).  [default: --vocab-from's, else smiles]",
+)
 @_SHUFFLE
 @_SEED
 def import_smiles(
@@ -148,6 +156,7 @@ def import_smiles(
     vocab_from: Path | None,
     max_length: int | None,
     allow_unknown: bool,
+    encoding: str | None,
     shuffle: bool,
     seed: int,
 ) -> None:
@@ -158,17 +167,25 @@ def import_smiles(
       genlatent data import smiles datasets/samples/moses_train_2k.csv --out moses_train.h5
       genlatent data import smiles datasets/samples/moses_test_200.csv \\
           --vocab-from moses_train.h5 --allow-unknown --out moses_test.h5
+      genlatent data import smiles molecules.csv --encoding selfies --out selfies.h5
     """
     from ..data import import_smiles as run_import
     from ..data import open_dataset
+    from ..data.tokens import encoding_of
+    from ..errors import DataError
 
     vocab = None
     if vocab_from is not None:
-        vocab = open_dataset(vocab_from, None).spec.vocab
+        spec = open_dataset(vocab_from, None).spec
+        vocab = spec.vocab
         if vocab is None:
-            from ..errors import DataError
-
             raise DataError(f"--vocab-from {vocab_from}: not token data (no vocabulary)")
+        if encoding is not None and encoding != encoding_of(spec.extra):
+            raise DataError(
+                f"--encoding {encoding}: --vocab-from {vocab_from} holds "
+                f"{encoding_of(spec.extra)} tokens"
+            )
+        encoding = encoding_of(spec.extra)
     progress(f"importing {src}")
     run_import(
         src,
@@ -178,6 +195,7 @@ def import_smiles(
         vocab=vocab,
         max_length=max_length,
         allow_unknown=allow_unknown,
+        encoding=encoding or "smiles",
         shuffle=shuffle,
         seed=seed,
     )

@@ -260,6 +260,11 @@ def reconstruct_command(
 @click.option(
     "--draw", is_flag=True, help="Non-token data: a draw from the likelihood instead of its mean."
 )
+@click.option(
+    "--canonical",
+    is_flag=True,
+    help="Molecules: write strings as RDKit canonical SMILES (\"\" where RDKit cannot parse).",
+)
 @_SEED
 @batch_size_option()
 @device_option
@@ -269,6 +274,7 @@ def sample_command(
     out: str,
     temperature: float,
     draw: bool,
+    canonical: bool,
     seed: int,
     batch_size: int,
     device: str,
@@ -295,6 +301,10 @@ def sample_command(
         model, count, temperature=temperature, batch_size=batch_size, mean=not draw
     )
     arrays: dict[str, Any] = dict(h5out.data_arrays(model.data, result))
+    if canonical and "strings" in arrays:
+        from ..analysis.molecules import canonical_smiles_array
+
+        arrays["strings"] = canonical_smiles_array(arrays["strings"])
     arrays["z"] = result["z"]
     h5out.write_h5(out, arrays, _provenance(run, model, temperature=temperature, seed=seed))
     _summary(out, arrays)

@@ -115,6 +115,7 @@ def prepare(
     model = build(spec)
     for field in cfg.PART_FIELDS:  # record the parts actually used, defaults included
         config[field] = {"name": spec[field]["name"], "params": dict(spec[field]["params"])}
+    config["objective"] = dict(spec["objective"])  # with the token-data defaults, if any
     options = trainer_options(config, out, resume, overwrite)
     if resume:
         recorded = out / CONFIG_FILE

@@ -29,7 +29,7 @@ import numpy as np
 from ..atomic import atomic_path
 from ..dataspec import KINDS
 from ..errors import DataError
-from .tokens import Vocabulary, tokenize_smiles
+from .tokens import Vocabulary, check_encoding, tokenize_molecule
 
 __all__ = ["write_h5", "import_numpy", "import_smiles", "import_idx", "read_idx", "FORMAT_VERSION"]
 
@@ -255,16 +255,22 @@ def import_smiles(
     vocab: Sequence[str] | None = None,
     max_length: int | None = None,
     allow_unknown: bool = False,
+    encoding: str = "smiles",
     shuffle: bool = True,
     seed: int = 0,
 ) -> Path:
     """SMILES from a CSV/TXT file (``.gz`` too) to padded token ids, lengths and raw strings.
+
+    ``encoding`` picks the tokens: ``"smiles"`` (the SMILES string's atoms, bonds, branches
+    and ring closures) or ``"selfies"`` (the SELFIES symbols of each molecule, needs the
+    ``selfies`` package); it is stored as the ``tokenizer`` attribute of ``x``.
 
     The vocabulary is built from the data (most frequent tokens first) unless ``vocab`` is
     given (e.g. the training file's, for a test split); tokens outside a given vocabulary are
     an error unless ``allow_unknown`` maps them to ``<unk>``. ``max_length`` (``<eos>``
     included) defaults to the longest sequence. ``labels`` names numeric CSV columns to keep.
     """
+    check_encoding(encoding)
     smiles, columns = read_smiles_file(src, column)
     src = Path(src)
     if not smiles:
@@ -274,10 +280,14 @@ def import_smiles(
         if not s:
             raise DataError(f"{src}: empty SMILES in row {i + 1}")
         try:
-            tokenized.append(tokenize_smiles(s))
+            tokenized.append(tokenize_molecule(s, encoding))
         except DataError as exc:
             raise DataError(f"{src}: row {i + 1}: {exc}") from None
-    vocabulary = Vocabulary(vocab) if vocab is not None else Vocabulary.build(tokenized)
+    vocabulary = (
+        Vocabulary(vocab, encoding=encoding)
+        if vocab is not None
+        else Vocabulary.build(tokenized, encoding=encoding)
+    )
     longest = max(len(t) for t in tokenized) + 1
     max_length = max_length or longest
     try:
@@ -298,7 +308,7 @@ def import_smiles(
         ids,
         labels=label_arrays,
         extra={"lengths": lengths, "smiles": raw.astype(f"S{max(1, raw.dtype.itemsize)}")},
-        attrs={"kind": "tokens", "vocab": vocabulary.tokens, "tokenizer": "smiles"},
+        attrs={"kind": "tokens", "vocab": vocabulary.tokens, "tokenizer": encoding},
         root_attrs={"source": src.name},
         shuffle=shuffle,
         seed=seed,

@@ -20,6 +20,7 @@ import torch
 from ..dataspec import KINDS, DataSpec
 from ..errors import DataError
 from .sampler import contiguous_runs
+from .tokens import encoding_extra
 
 __all__ = ["RowDataset", "DEFAULT_MEMORY_LIMIT"]
 
@@ -143,6 +144,7 @@ class RowDataset:
             shape=shape,
             dtype="int64" if kind == "tokens" else "float32",
             vocab=tuple(vocab) if kind == "tokens" and vocab is not None else None,
+            extra=encoding_extra(attrs.get("tokenizer")) if kind == "tokens" else {},
         )
         if check:
             self._check_values()

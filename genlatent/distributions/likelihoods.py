@@ -5,7 +5,10 @@ object, as in Pyro): :func:`genlatent.build` refuses data that leave it when giv
 the data's values (see :mod:`genlatent.data.values`).
 
 The decoder emits ``params`` of shape ``(B, num_params, *data.shape)`` (the ``num_params``
-axis is there even when it is 1); for token data it emits logits ``(B, vocab_size, L)``.
+axis is there even when it is 1). Token data follow the same rule: the categorical likelihood
+has ``num_params = vocab_size`` (one logit per token of the vocabulary at each position), so
+its parameters are ``(B, vocab_size, L)``, with ``L`` the length of the batch (sequences are
+trimmed to the longest one, ``L <= max_length``).
 :meth:`log_prob` returns the per-example log-likelihood in nats, summed over every data
 value (token data: over the unpadded positions), shape ``(B,)``.
 
@@ -152,13 +155,17 @@ class GaussianLikelihood(ValueLikelihood):
 class CategoricalLikelihood(Likelihood):
     """Categorical over the vocabulary at each position of a token sequence.
 
-    ``params`` are logits ``(B, vocab_size, L)`` and ``x`` ids ``(B, L)``. Positions at or past
+    ``params`` are logits ``(B, vocab_size, L)`` (``num_params = vocab_size``: the general
+    ``(B, num_params, *data.shape)`` layout) and ``x`` ids ``(B, L)``. Positions at or past
     ``lengths`` (or, without lengths, holding ``<pad>``) are masked; the per-example value is
     the sum over the remaining positions, ``<eos>`` included.
     """
 
     kinds = frozenset({"tokens"})
-    num_params = 1
+
+    def __init__(self, data: DataSpec) -> None:
+        super().__init__(data)
+        self.num_params = data.vocab_size
 
     def _check(self, params: Tensor) -> None:
         if params.dim() != 3 or params.shape[1] != self.data.vocab_size:

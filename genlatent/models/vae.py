@@ -7,17 +7,28 @@ Per example (nats, summed over data dimensions)::
     neg_elbo       = reconstruction + kl
     loss           = reconstruction + kl_weight(step) * kl
 
-``kl_weight`` rises linearly from 0 at step 0 to ``beta`` at ``kl_warmup_steps`` (at once if
-``kl_warmup_steps == 0``; ``beta`` when no step is given, as in evaluation).
+``kl_weight(step)`` follows ``kl_schedule``: ``"linear"`` rises from 0 at step 0 to ``beta``
+at ``kl_warmup_steps`` (at once if 0); ``"cyclical"`` (Fu et al. 2019) repeats that rise
+``kl_cycles`` times (0: for ever): each cycle of ``kl_cycle_steps`` steps rises linearly over
+its first ``kl_cycle_ratio`` and holds ``beta`` for the rest; after the last cycle it stays at
+``beta``. Without a step (evaluation) the weight is ``beta``.
+
+``free_bits`` (Kingma et al. 2016) is a KL floor of that many nats per latent dimension: in the
+loss each dimension's KL, averaged over the batch, counts as ``max(free_bits, KL_d)``, so the
+optimiser gains nothing by pushing a dimension's KL below the floor and the decoder keeps a
+reason to use z. It needs a factorised posterior and prior (``Independent``); otherwise the
+floor applies to the total KL (``free_bits * latent_dim``). The reported ``kl`` and
+``neg_elbo`` are always the true values.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
-from torch.distributions import Distribution
+from torch.distributions import Distribution, Independent
 
 from .. import registry
 from ..dataspec import DataSpec
@@ -26,22 +37,52 @@ from ..errors import SpecError
 from ..parts import Decoder, Encoder, Likelihood, Posterior, Prior
 from .base import LatentModel
 
+KL_SCHEDULES = ("linear", "cyclical")
 
-def _check_number(name: str, value: object, minimum: float, integer: bool = False) -> None:
+#: The objective ``genlatent train`` uses for token data (molecules) unless the config sets
+#: its own keys: without a floor and a schedule an autoregressive decoder learns to ignore z
+#: (posterior collapse, KL ~ 0.01 nats). Chosen by measurement on the MOSES sample
+#: (docs/science.md, "Keeping z in use").
+TOKEN_OBJECTIVE: dict[str, float | int | str] = {
+    "free_bits": 0.5,
+    "kl_schedule": "cyclical",
+    "kl_cycle_steps": 100,
+    "kl_cycle_ratio": 0.5,
+    "kl_cycles": 4,
+}
+
+
+def _check_number(
+    name: str, value: object, minimum: float, integer: bool = False, maximum: float | None = None
+) -> None:
     kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or not value >= minimum:
+    ok = not isinstance(value, bool) and isinstance(value, kind) and value >= minimum
+    if not ok or (maximum is not None and value > maximum):
         what = "an integer" if integer else "a number"
-        raise SpecError(f"objective {name!r} must be {what} >= {minimum}, got {value!r}")
+        bound = f"in [{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
+        raise SpecError(f"objective {name!r} must be {what} {bound}, got {value!r}")
 
 
 @registry.models.register("vae")
 class VAE(LatentModel):
     """Encoder -> q(z|x) -> z -> decoder -> p(x|z), with prior p(z).
 
-    Objective parameters: ``beta`` (KL weight, 1 = the ELBO), ``kl_warmup_steps`` (linear
-    warm-up of the KL weight from 0 to ``beta``), ``kl_samples`` (draws of the Monte-Carlo
-    KL, used only when the posterior / prior pair has no closed form).
+    Objective parameters (see the module docstring): ``beta`` (KL weight, 1 = the ELBO),
+    ``kl_schedule`` ("linear" or "cyclical"), ``kl_warmup_steps`` (linear warm-up of the KL
+    weight from 0 to ``beta``), ``kl_cycle_steps``, ``kl_cycle_ratio``, ``kl_cycles``
+    (cyclical schedule), ``free_bits`` (KL floor in nats per latent dimension, 0: off),
+    ``kl_samples`` (draws of the Monte-Carlo KL, used only when the posterior / prior pair
+    has no closed form).
     """
+
+    # models saved before these options existed were trained without them
+    legacy_defaults: ClassVar[dict[str, Any]] = {
+        "kl_schedule": "linear",
+        "kl_cycle_steps": 0,
+        "kl_cycle_ratio": 0.5,
+        "kl_cycles": 0,
+        "free_bits": 0.0,
+    }
 
     def __init__(
         self,
@@ -55,12 +96,27 @@ class VAE(LatentModel):
         prior: Prior | None = None,
         beta: float = 1.0,
         kl_warmup_steps: int = 0,
+        kl_schedule: str = "linear",
+        kl_cycle_steps: int = 0,
+        kl_cycle_ratio: float = 0.5,
+        kl_cycles: int = 0,
+        free_bits: float = 0.0,
         kl_samples: int = 1,
     ) -> None:
         if posterior is None or prior is None:
             raise SpecError("model 'vae' needs a posterior and a prior")
         _check_number("beta", beta, 0)
         _check_number("kl_warmup_steps", kl_warmup_steps, 0, integer=True)
+        if kl_schedule not in KL_SCHEDULES:
+            raise SpecError(
+                f"objective 'kl_schedule' must be one of {', '.join(KL_SCHEDULES)}, "
+                f"got {kl_schedule!r}"
+            )
+        _check_number("kl_cycle_steps", kl_cycle_steps, 1 if kl_schedule == "cyclical" else 0,
+                      integer=True)  # fmt: skip
+        _check_number("kl_cycle_ratio", kl_cycle_ratio, 0, maximum=1)
+        _check_number("kl_cycles", kl_cycles, 0, integer=True)
+        _check_number("free_bits", free_bits, 0)
         _check_number("kl_samples", kl_samples, 1, integer=True)
         super().__init__(
             data=data,
@@ -73,6 +129,11 @@ class VAE(LatentModel):
         )
         self.beta = float(beta)
         self.kl_warmup_steps = int(kl_warmup_steps)
+        self.kl_schedule = kl_schedule
+        self.kl_cycle_steps = int(kl_cycle_steps)
+        self.kl_cycle_ratio = float(kl_cycle_ratio)
+        self.kl_cycles = int(kl_cycles)
+        self.free_bits = float(free_bits)
         self.kl_samples = int(kl_samples)
         self._last_kl_method = "analytic"
 
@@ -93,10 +154,48 @@ class VAE(LatentModel):
         return kl_method(self.posterior(flat), self.prior())
 
     def kl_weight(self, step: int | None = None) -> float:
-        """The KL weight at optimiser step ``step`` (``beta`` once warmed up or if None)."""
-        if step is None or self.kl_warmup_steps == 0:
+        """The KL weight at optimiser step ``step`` under the schedule (``beta`` if None)."""
+        if step is None:
             return self.beta
-        return self.beta * min(1.0, max(0, step) / self.kl_warmup_steps)
+        step = max(0, step)
+        if self.kl_schedule == "cyclical":
+            cycle, position = divmod(step, self.kl_cycle_steps)
+            rise = self.kl_cycle_ratio * self.kl_cycle_steps
+            if (self.kl_cycles and cycle >= self.kl_cycles) or position >= rise:
+                return self.beta
+            return self.beta * position / rise
+        if self.kl_warmup_steps == 0:
+            return self.beta
+        return self.beta * min(1.0, step / self.kl_warmup_steps)
+
+    def _kl(self, q: Distribution, p: Distribution) -> tuple[Tensor, Tensor | None]:
+        """KL per example ``(B,)`` and, when free bits need it and q, p factorise, per latent
+        dimension ``(B, D)`` (the total is then that tensor's sum: one KL computation)."""
+        factorised = (
+            self.free_bits > 0
+            and isinstance(q, Independent)
+            and isinstance(p, Independent)
+            and q.reinterpreted_batch_ndims == p.reinterpreted_batch_ndims == 1
+        )
+        if factorised:
+            per_dim, self._last_kl_method = kl_divergence_and_method(
+                q.base_dist, p.base_dist, num_samples=self.kl_samples
+            )
+            per_dim = per_dim.expand(q.batch_shape + q.event_shape)
+            return per_dim.sum(-1), per_dim
+        kl, self._last_kl_method = kl_divergence_and_method(q, p, num_samples=self.kl_samples)
+        return kl, None
+
+    def _floored_kl(self, kl: Tensor, per_dim: Tensor | None) -> Tensor:
+        """The KL term of the loss per example under free bits: each dimension whose batch-mean
+        KL is below the floor counts as the floor (a constant: no gradient)."""
+        if self.free_bits <= 0:
+            return kl
+        if per_dim is None:  # not factorised: floor the total
+            floor = self.free_bits * self.latent_dim
+            return kl if float(kl.detach().mean()) >= floor else torch.full_like(kl, floor)
+        above = per_dim.detach().mean(0) >= self.free_bits  # (D,)
+        return torch.where(above, per_dim, torch.full_like(per_dim, self.free_bits)).sum(-1)
 
     # ------------------------------------------------------------------ objectives
 
@@ -105,20 +204,31 @@ class VAE(LatentModel):
 
         One reparameterised draw of z; the KL is exact or a ``kl_samples``-draw estimate.
         """
+        return self._terms(x, lengths)[0]
+
+    def _terms(
+        self, x: Tensor, lengths: Tensor | None = None
+    ) -> tuple[dict[str, Tensor], Tensor | None]:
         q = self.encode(x, lengths)
         p = self.prior()
         reconstruction = self.reconstruction_nll(q.rsample(), x, lengths)
-        kl, self._last_kl_method = kl_divergence_and_method(q, p, num_samples=self.kl_samples)
+        kl, per_dim = self._kl(q, p)
         neg_elbo = reconstruction + kl
-        return {"reconstruction": reconstruction, "kl": kl, "neg_elbo": neg_elbo, "elbo": -neg_elbo}
+        terms = {
+            "reconstruction": reconstruction,
+            "kl": kl,
+            "neg_elbo": neg_elbo,
+            "elbo": -neg_elbo,
+        }
+        return terms, per_dim
 
     def objective(
         self, x: Tensor, lengths: Tensor | None = None, step: int | None = None
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        terms = self.elbo(x, lengths)
+        terms, per_dim = self._terms(x, lengths)
         weight = self.kl_weight(step)
-        loss = terms["reconstruction"] + weight * terms["kl"]
         kl = terms["kl"]
+        loss = terms["reconstruction"] + weight * self._floored_kl(kl, per_dim)
         analytic = 1.0 if self._last_kl_method == "analytic" else 0.0
         return loss, {
             "reconstruction": terms["reconstruction"],

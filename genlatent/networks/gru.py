@@ -9,7 +9,7 @@ both).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -81,7 +81,7 @@ class GRUEncoder(Encoder):
         self.hidden_size = hidden_size
         self.embed = nn.Embedding(data.vocab_size, embedding_dim, padding_idx=PAD_ID)
         self.rnn = _gru(embedding_dim, hidden_size, self.num_layers, dropout, bidirectional)
-        self.drop = nn.Dropout(dropout)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()  # no mask at 0
         self.head = nn.Linear(self.directions * hidden_size, out_features)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
@@ -115,12 +115,16 @@ class GRUDecoder(Decoder):
 
     Params: ``embedding_dim`` (64), ``hidden_size`` (256), ``num_layers`` (1), ``dropout``,
     ``condition`` ("both", "init": z -> initial hidden state only, "input": z concatenated to
-    every input only), ``word_dropout`` (training only: replace that fraction of teacher-forced
-    input tokens by ``<unk>``, Bowman et al. 2016, which makes the decoder rely on z).
+    every input only), ``word_dropout`` (0.25; training only: replace that fraction of the
+    teacher-forced input tokens by ``<unk>``, Bowman et al. 2016, so that the decoder cannot
+    predict the next token from the previous ones alone and has to read z; drawn in the same
+    single pass, no second forward; 0 turns it off).
     """
 
     kinds: ClassVar[frozenset[str]] = frozenset({"tokens"})
     autoregressive: ClassVar[bool] = True
+    # models saved before word dropout became a token default were trained without it
+    legacy_defaults: ClassVar[dict[str, Any]] = {"word_dropout": 0.0}
 
     def __init__(
         self,
@@ -133,15 +137,15 @@ class GRUDecoder(Decoder):
         num_layers: int = 1,
         dropout: float = 0.0,
         condition: str = "both",
-        word_dropout: float = 0.0,
+        word_dropout: float = 0.25,
     ) -> None:
         super().__init__(data, latent_dim, num_params)
         part = c.where("decoder", "gru")
         vocab = data.vocab_size
-        if num_params not in (1, vocab):  # one categorical per position: 1 map of V logits
+        if num_params != vocab:  # the next-token logits are the likelihood's parameters
             raise SpecError(
                 f"{part}: emits {vocab} logits per token (one categorical over the vocabulary) "
-                f"but the likelihood needs {num_params} parameters per value; use 'categorical'"
+                f"but the likelihood needs {num_params} parameters per token; use 'categorical'"
             )
         embedding_dim = c.positive_int(embedding_dim, "embedding_dim", part)
         self.hidden_size = c.positive_int(hidden_size, "hidden_size", part)
@@ -157,7 +161,7 @@ class GRUDecoder(Decoder):
             if self.condition in ("both", "init")
             else None
         )
-        self.drop = nn.Dropout(dropout)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()  # no mask at 0
         self.out = nn.Linear(self.hidden_size, vocab)
 
     def initial_state(self, z: Tensor) -> Tensor:
