@@ -5,8 +5,10 @@ Data: 2-D Ising configurations (L = 32, periodic) from our own Monte-Carlo
 ``tests/test_ising.py``), 32 temperatures in [1, 4] denser near Tc, 500 per temperature. The
 file is made on the first run (about half a minute) and reused.
 
-Model: genlatent VAE, CNN encoder and decoder with circular padding (the lattice is periodic),
-a 1-dimensional latent space, standard-normal prior, Bernoulli likelihood on the {0, 1} spins.
+Model: genlatent VAE, CNN encoder and decoder with circular padding (the lattice is periodic;
+default "light" CNN: 4x4 stride-2 kernels, nearest + conv upsampling; ``--style heavy`` is the
+pre-2026-12 network that the first published number used), a 1-dimensional latent space,
+standard-normal prior, Bernoulli likelihood on the {0, 1} spins.
 The model never sees temperature or magnetisation.
 
 Numbers:
@@ -19,7 +21,8 @@ Numbers:
   Also reported: the inflection point of a tanh fit to the mean |mu - c| vs T, and both
   estimators applied to the true |m| as a reference for what a 32 x 32 lattice allows.
 
-    python benchmarks/ising_vae.py                 # full run, about 10-15 min on 2 CPU cores
+    python benchmarks/ising_vae.py                 # full run, about 20 min on 2 shared CPU cores
+    python benchmarks/ising_vae.py --style heavy   # the pre-2026-12 network (3x3, heavier decoder)
     python benchmarks/ising_vae.py --quick         # smoke run, seconds
     python benchmarks/ising_vae.py --epochs 30 --device cuda
 """
@@ -43,6 +46,10 @@ import _science as sci  # noqa: E402
 import genlatent  # noqa: E402
 
 TC = 2.0 / math.log(1.0 + math.sqrt(2.0))
+STYLE_TEXT = {
+    "light": "4x4 stride-2 kernels, nearest + conv upsampling",
+    "heavy": "3x3 kernels, full-resolution 3x3 output conv, pre-2026-12 default",
+}
 
 
 def make_data(path: Path, size: int, temps: int, samples: int, seed: int) -> float:
@@ -66,8 +73,8 @@ def make_data(path: Path, size: int, temps: int, samples: int, seed: int) -> flo
     return time.perf_counter() - start
 
 
-def spec(size: int, latent_dim: int, channels: list[int]) -> dict:
-    net = {"channels": channels, "padding_mode": "circular", "hidden": [64]}
+def spec(size: int, latent_dim: int, channels: list[int], style: str = "light") -> dict:
+    net = {"channels": channels, "padding_mode": "circular", "hidden": [64], "style": style}
     return {
         "model": "vae",
         "latent_dim": latent_dim,
@@ -190,6 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=500, help="configurations per T")
     parser.add_argument("--latent-dim", type=int, default=1)
     parser.add_argument("--channels", type=int, nargs="+", default=[16, 32])
+    parser.add_argument(
+        "--style",
+        choices=["light", "heavy"],
+        default="light",
+        help="CNN style (networks/cnn.py); heavy = the network before 2026-12",
+    )
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
     args = parser.parse_args(argv)
@@ -208,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         m = f["magnetisation"][:].astype(np.float64)
     print(f"data {data_path}: {tuple(x.shape)} (generated in {gen_s:.0f} s)", flush=True)
 
-    model = genlatent.build(spec(args.size, args.latent_dim, args.channels)).to(device)
+    model = genlatent.build(spec(args.size, args.latent_dim, args.channels, args.style)).to(device)
     x_dev = x.to(device)
     info = sci.train(
         model,
@@ -250,7 +263,8 @@ Data: {len(x)} Ising configurations, L = {args.size}, {args.temperatures} temper
 [1, 4] (denser near Tc), {args.samples} per temperature, seed {args.seed}; made by
 `datasets/ising.py` (Swendsen-Wang + Metropolis, validated against Onsager in
 `tests/test_ising.py`){f", generated in {gen_s:.0f} s" if gen_s else ""}.
-Model: VAE, CNN encoder/decoder (channels {args.channels}, circular padding, dense 64),
+Model: VAE, CNN encoder/decoder (style {args.style}: {STYLE_TEXT[args.style]}; channels
+{args.channels}, circular padding, dense 64),
 latent_dim {args.latent_dim}, standard-normal prior, Bernoulli likelihood; Adam lr {args.lr},
 batch {args.batch_size}, {info["epochs"]:.1f} epochs ({int(info["steps"])} steps) in
 {sci.minutes(info["seconds"])}; total run {sci.minutes(total)}. Final train loss

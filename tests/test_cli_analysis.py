@@ -140,3 +140,28 @@ def test_autoencoder_has_reconstruction_and_active_units_only(tmp_path) -> None:
     assert result["reconstruction"] == pytest.approx(expected, rel=1e-5)
     with pytest.raises(GenlatentError, match="no prior"):
         inference.sample_prior(model, 3)
+
+
+def test_long_passes_report_rows_elapsed_and_eta_in_log_lines() -> None:
+    """A pass over a dataset reports rows done with elapsed time and ETA: off a terminal one
+    line per 30 s (fake clock), nothing for a pass under 2 s."""
+    import io
+
+    from genlatent.analysis.inference import RowProgress
+
+    now = [0.0]
+    out = io.StringIO()
+    progress = RowProgress("data.h5:x", 1000, stream=out, clock=lambda: now[0])
+    progress.update(10)  # 0 s: too early
+    now[0] = 10.0
+    progress.update(100)  # 10 s in, 100 rows: ETA 90 s
+    now[0] = 20.0
+    progress.update(200)  # within 30 s of the last line: quiet
+    now[0] = 41.0
+    progress.update(500)
+    progress.close()
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "data.h5:x: 100/1000 rows, 0:10 elapsed, ETA 1:30",
+        "data.h5:x: 500/1000 rows, 0:41 elapsed, ETA 0:41",
+    ]

@@ -8,8 +8,10 @@ so files larger than memory work; results come back as NumPy arrays.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from typing import Any
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TextIO
 
 import numpy as np
 import torch
@@ -38,12 +40,51 @@ def check_compatible(model: Any, dataset: Any) -> None:
         )
 
 
+class RowProgress:
+    """Rows done of a pass, with elapsed time and ETA: redrawn in place on a terminal (at
+    most every 0.5 s), else a line at most every 30 s; nothing for passes under 2 s."""
+
+    def __init__(self, label: str, total: int, stream: TextIO | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.label, self.total, self.clock = label, total, clock
+        self.stream = stream or sys.stderr
+        self.live = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.start = clock()
+        self.next = self.start + 2.0
+        self.shown = False
+
+    def update(self, done: int) -> None:
+        now = self.clock()
+        if now < self.next:
+            return
+        from ..training.config import format_duration
+
+        spent = now - self.start
+        eta = spent / done * (self.total - done) if done else 0.0
+        line = (f"{self.label}: {done}/{self.total} rows, {format_duration(spent)} elapsed, "
+                f"ETA {format_duration(eta)}")
+        self.stream.write(("\r" + line) if self.live else line + "\n")
+        self.stream.flush()
+        self.shown = True
+        self.next = now + (0.5 if self.live else 30.0)
+
+    def close(self) -> None:
+        if self.shown and self.live:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
 def iter_batches(
     dataset: Any, batch_size: int, device: str | torch.device = "cpu", limit: int | None = None
 ) -> Iterator[dict[str, Any]]:
     """The dataset's batches in row order (up to ``limit`` rows), on ``device``."""
     n = len(dataset) if limit is None else min(limit, len(dataset))
     per_read = batch_size * max(1, 4096 // batch_size)
+    from . import progress_enabled
+
+    where = str(getattr(dataset, "where", "data"))
+    progress = RowProgress(where, n) if progress_enabled() else None
+    done = 0
     for start in range(0, n, per_read):
         rows = np.arange(start, min(start + per_read, n))
         bounds = np.append(np.arange(0, rows.size, batch_size), rows.size)
@@ -51,6 +92,11 @@ def iter_batches(
             yield {
                 k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()
             }
+            if progress is not None:
+                done += len(batch["x"])
+                progress.update(done)
+    if progress is not None:
+        progress.close()
 
 
 def _is_vae(model: Any) -> bool:

@@ -104,6 +104,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    from ..analysis import show_progress
+
+    show_progress()  # long passes over a dataset (evaluate, encode, plot) say how far they are
     if debug:  # details the one-line errors leave out, e.g. the traceback of a failed plugin
         _log_details()
 
