@@ -214,15 +214,12 @@ def prepare(
 def train(
     config_or_path: str | os.PathLike[str] | dict[str, Any] | None = None,
     *,
-    data: str | os.PathLike[str] | None = None,
-    out: str | os.PathLike[str],
-    resume: bool = False,
-    overwrite: bool = False,
-    set: tuple[str, ...] | list[str] = (),  # noqa: A002 - the CLI's --set
     plots: bool = True,
-    **flags: Any,
+    **options: Any,
 ) -> Run:
     """Train a model into the run folder ``out``, exactly as ``genlatent train`` does.
+
+    Every argument but ``plots`` goes to :func:`prepare` (one signature, checked there).
 
     Args:
         config_or_path: a TOML (``.toml``) or JSON config file, or a dict of the same layout
@@ -241,9 +238,7 @@ def train(
     Returns:
         The finished :class:`Run`.
     """
-    plan = prepare(
-        config_or_path, data=data, out=out, resume=resume, overwrite=overwrite, set=set, **flags
-    )
+    plan = prepare(config_or_path, **options)
     for note in plan.notes:
         warnings.warn(note, stacklevel=2)
     return plan.execute(plots=plots)

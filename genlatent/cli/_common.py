@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -39,14 +40,34 @@ def device_option(func: F) -> F:
     )(func)
 
 
-def batch_size_option(default: int = 256) -> Callable[[F], F]:
+def int_option(*names: str, default: int, minimum: int, help: str) -> Callable[[F], F]:  # noqa: A002
+    """An integer option with a floor and its default shown in ``--help`` (the commands' usual
+    counts: samples, points, steps, ...)."""
     return click.option(
-        "--batch-size",
-        type=click.IntRange(min=1),
-        default=default,
-        show_default=True,
-        help="Examples per forward pass.",
+        *names, type=click.IntRange(min=minimum), default=default, show_default=True, help=help
     )
+
+
+def seed_option(help: str = "Seed of the draws.") -> Callable[[F], F]:  # noqa: A002
+    """``--seed`` (default 0): the same seed, the same draws."""
+    return click.option("--seed", type=int, default=0, show_default=True, help=help)
+
+
+def color_by_option(help: str) -> Callable[[F], F]:  # noqa: A002
+    """``--color-by LABEL`` (stored as ``label``): the 1-D dataset a latent picture is
+    coloured by."""
+    return click.option("--color-by", "label", default=None, metavar="LABEL", help=help)
+
+
+def out_folder_option(help: str) -> Callable[[F], F]:  # noqa: A002
+    """``--out DIR`` as a :class:`~pathlib.Path`, None when not given (the command's default)."""
+    return click.option(
+        "--out", type=click.Path(file_okay=False, path_type=Path), default=None, help=help
+    )
+
+
+def batch_size_option(default: int = 256) -> Callable[[F], F]:
+    return int_option("--batch-size", default=default, minimum=1, help="Examples per forward pass.")
 
 
 def resolve_device(name: str) -> str:

@@ -9,11 +9,13 @@ from ._common import (
     default_key,
     device_option,
     emit_json,
+    int_option,
     key_option,
     load_model,
     open_dataset,
     progress,
     run_argument,
+    seed_option,
     seeded,
 )
 
@@ -22,26 +24,18 @@ from ._common import (
 @run_argument
 @click.argument("data", type=click.Path(dir_okay=False))
 @key_option
-@click.option(
+@int_option(
     "--iwae-samples",
-    type=click.IntRange(min=0),
     default=50,
-    show_default=True,
+    minimum=0,
     help="Importance samples K of the IWAE estimate of -log p(x) (0: skip it).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
-@click.option(
-    "--seed",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Seed of the posterior draws (the numbers are Monte-Carlo estimates).",
-)
-@click.option(
+@seed_option("Seed of the posterior draws (the numbers are Monte-Carlo estimates).")
+@int_option(
     "--molecules",
-    type=click.IntRange(min=0),
     default=1000,
-    show_default=True,
+    minimum=0,
     help="Token data: molecules drawn from the prior for the molecule metrics (0: skip them).",
 )
 @batch_size_option(128)

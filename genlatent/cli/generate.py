@@ -14,11 +14,13 @@ from ._common import (
     batch_size_option,
     default_key,
     device_option,
+    int_option,
     key_option,
     load_model,
     open_dataset,
     progress,
     run_argument,
+    seed_option,
     seeded,
 )
 
@@ -28,13 +30,7 @@ _OUT = click.option(
     type=click.Path(dir_okay=False),
     help="HDF5 file to write (replaced atomically).",
 )
-_SEED = click.option(
-    "--seed",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Seed of every random draw: the same command gives the same file.",
-)
+_SEED = seed_option("Seed of every random draw: the same command gives the same file.")
 
 
 def _summary(path: str, arrays: dict[str, Any]) -> None:
@@ -359,19 +355,17 @@ def sample_command(
     metavar="I J",
     help="Interpolate from row I to row J of DATA (repeatable).",
 )
-@click.option(
+@int_option(
     "--pairs",
     "random_pairs",
-    type=click.IntRange(min=1),
     default=4,
-    show_default=True,
+    minimum=1,
     help="Without --pair: this many random pairs of rows.",
 )
-@click.option(
+@int_option(
     "--steps",
-    type=click.IntRange(min=2),
     default=8,
-    show_default=True,
+    minimum=2,
     help="Points along each path, both ends included.",
 )
 @click.option(

@@ -8,56 +8,48 @@ import click
 
 from ._common import (
     batch_size_option,
+    color_by_option,
     default_key,
     device_option,
+    int_option,
     key_option,
     load_model,
     open_dataset,
+    out_folder_option,
     progress,
     run_argument,
+    seed_option,
 )
 
 
 @click.command("plot", short_help="PNG pictures: curves, latent space, samples, ...")
 @run_argument
 @click.argument("data", required=False, type=click.Path(dir_okay=False))
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Folder for the PNG files.  [default: RUN/plots]",
-)
+@out_folder_option("Folder for the PNG files.  [default: RUN/plots]")
 @key_option
-@click.option(
-    "--color-by",
-    "label",
-    default=None,
-    metavar="LABEL",
-    help="1-D dataset of DATA to colour the latent space by.  [default: y, label, "
-    "... or the first label with few values]",
+@color_by_option(
+    "1-D dataset of DATA to colour the latent space by.  [default: y, label, "
+    "... or the first label with few values]"
 )
-@click.option(
+@int_option(
     "--examples",
-    type=click.IntRange(min=1),
     default=8,
-    show_default=True,
+    minimum=1,
     help="Examples in the reconstruction picture.",
 )
-@click.option(
+@int_option(
     "--samples",
-    type=click.IntRange(min=0),
     default=32,
-    show_default=True,
+    minimum=0,
     help="Samples from the prior (0: none).",
 )
-@click.option(
+@int_option(
     "--max-points",
-    type=click.IntRange(min=2),
     default=5000,
-    show_default=True,
+    minimum=2,
     help="Examples encoded for the latent-space picture (the first rows).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the draws.")
+@seed_option()
 @batch_size_option()
 @device_option
 def plot_command(

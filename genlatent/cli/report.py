@@ -8,13 +8,17 @@ import click
 
 from ._common import (
     batch_size_option,
+    color_by_option,
     default_key,
     device_option,
+    int_option,
     key_option,
     load_model,
     open_dataset,
+    out_folder_option,
     progress,
     run_argument,
+    seed_option,
 )
 
 
@@ -31,12 +35,7 @@ def _neighbours(ctx: click.Context, param: click.Parameter, value: str) -> tuple
 @click.command("report", short_help="HTML + JSON report on the latent space of a run.")
 @run_argument
 @click.argument("data", type=click.Path(dir_okay=False))
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Folder for report.html and report.json.  [default: RUN/report]",
-)
+@out_folder_option("Folder for report.html and report.json.  [default: RUN/report]")
 @key_option
 @click.option(
     "--pca-fit",
@@ -47,18 +46,11 @@ def _neighbours(ctx: click.Context, param: click.Parameter, value: str) -> tuple
     help="Also fit PCA on this file (e.g. the training data) for the fair comparison.  "
     "[default: PCA fitted on DATA only]",
 )
-@click.option(
-    "--color-by",
-    "label",
-    default=None,
-    metavar="LABEL",
-    help="1-D dataset of DATA to colour the latent map by.  [default: y, label, ...]",
-)
-@click.option(
+@color_by_option("1-D dataset of DATA to colour the latent map by.  [default: y, label, ...]")
+@int_option(
     "--max-points",
-    type=click.IntRange(min=4),
     default=2000,
-    show_default=True,
+    minimum=4,
     help="Examples examined (a random subset); the neighbour scores cost O(N^2).",
 )
 @click.option(
@@ -68,14 +60,13 @@ def _neighbours(ctx: click.Context, param: click.Parameter, value: str) -> tuple
     callback=_neighbours,
     help="k for trustworthiness and continuity (comma-separated).",
 )
-@click.option(
+@int_option(
     "--prior-samples",
-    type=click.IntRange(min=0),
     default=1000,
-    show_default=True,
+    minimum=0,
     help="Prior draws for the completeness numbers (0: none).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the draws.")
+@seed_option()
 @batch_size_option()
 @device_option
 def report_command(
