@@ -214,12 +214,17 @@ def prepare(
 def train(
     config_or_path: str | os.PathLike[str] | dict[str, Any] | None = None,
     *,
+    data: str | os.PathLike[str] | None = None,
+    out: str | os.PathLike[str],
+    resume: bool = False,
+    overwrite: bool = False,
+    set: tuple[str, ...] | list[str] = (),  # noqa: A002 - the CLI's --set
     plots: bool = True,
-    **options: Any,
+    **flags: Any,
 ) -> Run:
     """Train a model into the run folder ``out``, exactly as ``genlatent train`` does.
 
-    Every argument but ``plots`` goes to :func:`prepare` (one signature, checked there).
+    The public signature is spelled out (type hints, help()); :func:`prepare` checks it.
 
     Args:
         config_or_path: a TOML (``.toml``) or JSON config file, or a dict of the same layout
@@ -238,7 +243,9 @@ def train(
     Returns:
         The finished :class:`Run`.
     """
-    plan = prepare(config_or_path, **options)
+    plan = prepare(
+        config_or_path, data=data, out=out, resume=resume, overwrite=overwrite, set=set, **flags
+    )
     for note in plan.notes:
         warnings.warn(note, stacklevel=2)
     return plan.execute(plots=plots)
