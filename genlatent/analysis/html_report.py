@@ -125,9 +125,7 @@ def _draw(
     """``{file: (title, caption, png bytes)}`` for every picture that could be drawn: the
     run's standard pictures (:mod:`genlatent.analysis.report`, one function each) and the
     report's own."""
-    import torch
-
-    from . import report as standard
+    from .report import make_plots
 
     made: dict[str, Path] = {}
 
@@ -135,18 +133,9 @@ def _draw(
         if path is not None:
             made[path.name] = path
 
-    keep(standard.plot_curves(run, tmp))
-    torch.manual_seed(seed)
-    keep(
-        standard.plot_latent(
-            model, dataset, tmp, label=label, max_points=max_points, batch_size=batch_size
-        )
-    )
-    keep(standard.plot_reconstructions(model, dataset, tmp))
-    if len(dataset) >= 2:
-        keep(standard.plot_interpolations(model, dataset, tmp, seed=seed, batch_size=batch_size))
-    if getattr(model, "prior", None) is not None:
-        keep(standard.plot_samples(model, tmp, batch_size=batch_size))
+    for path in make_plots(run, tmp, model, dataset, label=label, max_points=max_points,
+                           seed=seed, batch_size=batch_size):
+        keep(path)
     own = [
         (
             "active_units.png",
