@@ -371,7 +371,7 @@ def require_labels(dataset: Any, names: Sequence[str]) -> None:
 def attach(dataset: Any, encoding: ConditionEncoding) -> Any:
     """Make ``dataset``'s batches carry ``"condition"`` ``(B, dim)`` under ``encoding`` (every
     row is encoded now, so a bad value fails before any work). Returns the dataset."""
-    if not encoding:
+    if not encoding or getattr(dataset, "condition_encoding", None) == encoding:
         return dataset
     matrix = encoding.encode_dataset(dataset)
     if not callable(getattr(dataset, "set_condition", None)):
@@ -380,6 +380,7 @@ def attach(dataset: Any, encoding: ConditionEncoding) -> Any:
             f"subclass genlatent.data.RowDataset or ArrayDataset"
         )
     dataset.set_condition(matrix)
+    dataset.condition_encoding = encoding
     return dataset
 
 
