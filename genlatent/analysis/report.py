@@ -161,7 +161,9 @@ def plot_samples(
     else:
         rows_of = [(f"{i}", made[i : i + 8]) for i in range(0, len(made), 8)]
     return plots.draw_rows(
-        model.data, rows_of, out / "samples.png", f"{samples} samples from the prior"
+        model.data, rows_of, out / "samples.png",
+        f"{samples} samples from the prior"
+        + ("" if condition is None else " at the conditions of the first data rows"),
     )
 
 
