@@ -16,7 +16,7 @@ compare their mean |m| and energy per spin E = -<s_i s_j> (nearest neighbours) w
 Monte-Carlo configurations at the same temperatures (another seed). Goal: |m| within 0.05
 away from Tc (|T - 2.269| > 0.3).
 
-    python benchmarks/ising_conditional.py --minutes 14      # about 17 min on 2 busy cores
+    python benchmarks/ising_conditional.py --minutes 16      # about 17 min on 2 busy cores
     python benchmarks/ising_conditional.py --quick           # smoke run, under a minute
 """
 
@@ -74,16 +74,16 @@ def make_data(path: Path, size: int, temps: np.ndarray, samples: int, seed: int)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sci.common_flags(parser, epochs=200, minutes=14.0)
+    sci.common_flags(parser, epochs=200, minutes=16.0)
     parser.add_argument(
         "--data", default=str(sci.ROOT / "runs" / "science" / "ising_cond_L32.h5")
     )
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--samples", type=int, default=400, help="training configurations per T")
     parser.add_argument("--test-samples", type=int, default=200, help="MC and generated per T")
-    parser.add_argument("--latent-dim", type=int, default=8)
+    parser.add_argument("--latent-dim", type=int, default=2)
     parser.add_argument("--channels", type=int, nargs="+", default=[16, 32])
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)
     args = parser.parse_args(argv)
     if args.quick:
