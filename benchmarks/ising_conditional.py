@@ -85,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--channels", type=int, nargs="+", default=[16, 32])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument(
+        "--beta", type=float, default=1.0,
+        help="KL weight (objective.beta): > 1 pulls the posteriors towards the prior the "
+        "samples are drawn from",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.size, args.samples, args.test_samples, args.epochs = 16, 48, 32, 2
@@ -103,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = [f"encoder.{k}={v}" for k, v in net.items()]
     settings += [f"decoder.{k}={v}" for k, v in net.items()]
     settings = [s.replace(" ", "").replace("'", '"') for s in settings]
+    settings.append(f"objective.beta={args.beta}")
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = out / "ising_conditional" if not args.quick else Path(tmp) / "run"
         train_start = time.perf_counter()
@@ -163,7 +169,8 @@ Swendsen-Wang + Metropolis, seed {args.seed}{f", made in {gen_s:.0f} s" if gen_s
 the temperature stored beside each configuration. Model: trained by `genlatent.train(...,
 condition=["temperature"])` (what `genlatent train --condition temperature` runs): VAE,
 latent_dim {args.latent_dim}, CNN encoder and decoder (channels {args.channels}, circular
-padding, dense 64) each given the standardised temperature, Bernoulli likelihood; Adam lr
+padding, dense 64) each given the standardised temperature, Bernoulli likelihood, KL weight
+beta = {args.beta}; Adam lr
 {args.lr}, batch {args.batch_size}, {last.get('epoch', 0)} epochs in
 {sci.minutes(train_s)} (`train.max_time`); final val neg. ELBO
 {last.get('val_neg_elbo', float('nan')):.1f} nats. Generation: {args.test_samples}

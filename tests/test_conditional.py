@@ -370,3 +370,19 @@ def test_cli_train_errors(tmp_path, data):
     printed = json.loads(result.output)
     assert printed["config"]["data"]["condition"] == ["T"]
     assert printed["spec"]["condition"][0]["kind"] == "numeric"
+
+
+def test_config_key_and_val_file(tmp_path, data):
+    """``[data] condition`` in a config; a --val file is encoded with the training encoding."""
+    from genlatent.runs import prepare
+
+    val = tmp_path / "val.h5"
+    two_clusters(val, n=40, seed=1)
+    plan = prepare({"data": {"path": str(data), "val": str(val), "condition": ["group"]}},
+                   out=tmp_path / "r", encoder="mlp", decoder="mlp")
+    assert plan.spec["condition"] == [
+        {"name": "group", "kind": "categorical", "categories": ["left", "right"]}
+    ]
+    assert plan.val.read([0, 1])["condition"].shape == (2, 2)
+    assert plan.train.condition_encoding == plan.val.condition_encoding
+    assert not (tmp_path / "r").exists()  # prepare writes nothing
