@@ -16,7 +16,7 @@ compare their mean |m| and energy per spin E = -<s_i s_j> (nearest neighbours) w
 Monte-Carlo configurations at the same temperatures (another seed). Goal: |m| within 0.05
 away from Tc (|T - 2.269| > 0.3).
 
-    python benchmarks/ising_conditional.py --minutes 16      # about 17 min on 2 busy cores
+    python benchmarks/ising_conditional.py --minutes 16 --beta 6   # 17 min on 2 busy cores
     python benchmarks/ising_conditional.py --quick           # smoke run, under a minute
 """
 
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument(
-        "--beta", type=float, default=1.0,
+        "--beta", type=float, default=6.0,
         help="KL weight (objective.beta): > 1 pulls the posteriors towards the prior the "
         "samples are drawn from",
     )
