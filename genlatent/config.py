@@ -6,7 +6,7 @@ the run folder (and readable again as a config file)::
 
     {
       "data": {"path": "x.h5", "key": "x", "val": null, "val_key": null,
-               "val_fraction": 0.1, "labels": null},
+               "val_fraction": 0.1, "labels": null, "condition": ["T"]},
       "model": "vae", "latent_dim": 16,
       "encoder": {"name": "cnn", "params": {"channels": [32, 64]}},
       "decoder": ..., "posterior": ..., "prior": ..., "likelihood": ...,
@@ -36,7 +36,7 @@ from .errors import GenlatentError
 PART_FIELDS = ("encoder", "decoder", "posterior", "prior", "likelihood")
 SECTIONS = ("data", "objective", "train", *PART_FIELDS)
 TOP_LEVEL = ("model", "latent_dim")
-DATA_KEYS = ("path", "key", "val", "val_key", "val_fraction", "labels")
+DATA_KEYS = ("path", "key", "val", "val_key", "val_fraction", "labels", "condition")
 
 
 class ConfigError(GenlatentError, ValueError):
@@ -53,6 +53,7 @@ def default_config() -> dict[str, Any]:
             "val_key": None,
             "val_fraction": 0.1,
             "labels": None,
+            "condition": None,
         },
         "model": "vae",
         "latent_dim": 16,

@@ -19,6 +19,19 @@ likelihood whose data kinds it supports:
 - ``Likelihood(data, **params)``: ``num_params`` parameter maps per data value;
   ``log_prob(params, x, lengths=None) -> (B,)`` in nats, summed over the data dimensions.
 
+Conditions (:mod:`genlatent.conditions`): a conditional model (spec field ``"condition"``)
+builds its encoder and decoder with the keyword ``condition_dim=C`` (the width of the
+condition vector) and calls them with ``condition=`` a float tensor ``(B, C)``:
+``Encoder.forward(x, lengths=None, condition=None)``, ``Decoder.forward(z, x=None,
+lengths=None, condition=None)`` and ``Decoder.generate(z, ..., condition=None)``. A network
+takes conditions by accepting ``condition_dim: int = 0`` and using ``condition`` when it is
+> 0 (the built-in ones concatenate it to the input or z); with 0 it must be exactly the
+unconditioned network. ``condition_dim`` is never recorded among the part's params (the
+spec's ``"condition"`` field records it), and an unconditioned model never passes it (0) to
+a constructor that does not name it, so networks written before conditions existed keep
+working; asking such a network for a condition fails at build time with a
+:class:`~genlatent.errors.SpecError` naming it.
+
 Each class says which data kinds it supports in ``kinds``; :func:`genlatent.build` checks the
 pairing and fails with a clear message before any weight is made. Likelihoods also declare the
 values they can score in ``support`` (a ``torch.distributions.constraints`` object, as Pyro
@@ -78,7 +91,10 @@ class Encoder(Part):
         self.data = data
         self.out_features = out_features
 
-    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:  # pragma: no cover
+    def forward(
+        self, x: Tensor, lengths: Tensor | None = None, condition: Tensor | None = None
+    ) -> Tensor:  # pragma: no cover
+        """``(B, out_features)``; ``condition`` ``(B, condition_dim)`` when conditioned."""
         raise NotImplementedError
 
 
@@ -95,8 +111,14 @@ class Decoder(Part):
         self.num_params = num_params
 
     def forward(
-        self, z: Tensor, x: Tensor | None = None, lengths: Tensor | None = None
+        self,
+        z: Tensor,
+        x: Tensor | None = None,
+        lengths: Tensor | None = None,
+        condition: Tensor | None = None,
     ) -> Tensor:  # pragma: no cover
+        """``(B, num_params, *data.shape)``; ``condition`` ``(B, condition_dim)`` when
+        conditioned."""
         raise NotImplementedError
 
     def generate(
@@ -106,6 +128,7 @@ class Decoder(Part):
         max_length: int | None = None,
         temperature: float = 1.0,
         greedy: bool = False,
+        condition: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:  # pragma: no cover
         """Autoregressive decoders: token ids ``(B, L)`` and lengths ``(B,)``."""
         raise NotImplementedError(f"{type(self).__name__} is not autoregressive")

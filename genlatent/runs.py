@@ -84,14 +84,21 @@ def run_seed(config: dict[str, Any]) -> int:
     return seed
 
 
-def open_data(config: dict[str, Any], labels: bool | str | None = None) -> tuple[Any, Any]:
+def open_data(
+    config: dict[str, Any], labels: bool | str | None = None, conditions: Any = None
+) -> tuple[Any, Any]:
     """The training and validation datasets a resolved config's ``data`` section names.
 
     The one validation rule, used for training and for the pictures: the ``val`` file if
     given (same kind and shape as the training data), else the last ``val_fraction`` of the
     training rows, else none. ``labels`` as for :func:`genlatent.data.open_dataset`
     (default: the config's ``data.labels``).
+
+    Conditions (``data.condition``): their encoding (``conditions``, a trained model's, else
+    measured on every row of the training file) is attached to both datasets, whose batches
+    then carry ``"condition"``; it is ``train.condition_encoding``.
     """
+    from .conditions import ConditionEncoding, attach
     from .data import open_dataset
 
     data = config["data"]
@@ -101,6 +108,9 @@ def open_data(config: dict[str, Any], labels: bool | str | None = None) -> tuple
         )
     labels = labels if labels is not None else (data.get("labels") or None)
     train = open_dataset(data["path"], data.get("key"), labels=labels)
+    if conditions is None:
+        conditions = ConditionEncoding.measure(train, data.get("condition"))
+    attach(train, conditions)  # before the split: both parts carry the conditions
     if data.get("val"):
         val = open_dataset(data["val"], data.get("val_key") or train.key, labels=labels)
         if val.spec.to_dict() != train.spec.to_dict():
@@ -108,7 +118,7 @@ def open_data(config: dict[str, Any], labels: bool | str | None = None) -> tuple
                 f"--val {data['val']}: its data ({val.spec.kind} {list(val.spec.shape)}) does "
                 f"not match the training data ({train.spec.kind} {list(train.spec.shape)})"
             )
-        return train, val
+        return train, attach(val, conditions)
     fraction = data.get("val_fraction")
     if fraction:
         return train.split(float(fraction))
@@ -202,6 +212,9 @@ def prepare(
     # likelihood whose support they leave is refused before any weight is made
     values = summarize_values(train)
     spec = cfg.model_spec(config, train.spec.to_dict(), values=values)
+    conditions = getattr(train, "condition_encoding", None)
+    if conditions:  # measured on the training file: part of the model from now on
+        spec["condition"] = conditions.to_spec()
     model = build(spec, seed=seed, values=values)
     for name in cfg.PART_FIELDS:  # record the parts actually used, defaults included
         config[name] = {"name": spec[name]["name"], "params": dict(spec[name]["params"])}
@@ -237,8 +250,10 @@ def train(
         set: ``"SECTION.KEY=VALUE"`` assignments, like ``--set``.
         plots: draw the pictures into ``out/plots`` (needs matplotlib).
         **flags: a part name (``encoder="cnn"``), ``model``, ``latent_dim``, a data setting
-            (``key``, ``val``, ``val_key``, ``val_fraction``, ``labels``) or any Trainer
-            option (``epochs``, ``lr``, ``seed``, ``device``, ...); they win over ``set``.
+            (``key``, ``val``, ``val_key``, ``val_fraction``, ``labels``, ``condition``: the
+            columns to condition on, ``["T", "cell_type"]``, see :mod:`genlatent.conditions`)
+            or any Trainer option (``epochs``, ``lr``, ``seed``, ``device``, ...); they win
+            over ``set``.
 
     Returns:
         The finished :class:`Run`.
@@ -313,7 +328,7 @@ class Run:
         """The run's training and validation datasets (the same rule as in training)."""
         if self.config is None:
             raise GenlatentError(f"{self.path}: a bare model folder has no {CONFIG_FILE}")
-        return open_data(self.config, labels=labels)
+        return open_data(self.config, labels=labels, conditions=self.model.conditions)
 
     def _dataset(self, data: Any, key: str | None, labels: bool | str | None = None) -> Any:
         from .data import open_dataset
@@ -347,18 +362,31 @@ class Run:
             )
 
     def sample(self, n: int, *, temperature: float = 1.0, draw: bool = False, seed: int = 0,
-               batch_size: int = 256) -> dict[str, Any]:
+               batch_size: int = 256, condition: dict[str, Any] | None = None
+               ) -> dict[str, Any]:
         """``n`` examples decoded from prior codes: ``{"z", "x"[, "lengths"]}``. Token data
         are sampled at ``temperature`` (0: greedy); other data give the likelihood's mean,
-        or a draw from it with ``draw``."""
+        or a draw from it with ``draw``. A conditional model needs ``condition``: a value
+        per condition column (``{"T": 2.0, "cell_type": "B"}``; a list of ``n`` values
+        gives each sample its own), and the result has ``"condition"`` (the encoded
+        vectors)."""
         from .analysis import inference
 
         tokens = self.model.data.kind == "tokens"
         mean = temperature == 0 if tokens else not draw
+        encoded = None
+        if condition is not None or self.model.condition_dim:
+            if not self.model.condition_dim:
+                raise GenlatentError(f"{self.path}: the model is not conditional; no condition")
+            encoded = self.model.conditions.encode_values(condition or {}, n)
         with seeded(seed, self.model.device):
-            return inference.sample_prior(
-                self.model, n, temperature=temperature, batch_size=batch_size, mean=mean
+            out = inference.sample_prior(
+                self.model, n, temperature=temperature, batch_size=batch_size, mean=mean,
+                condition=encoded,
             )
+        if encoded is not None:
+            out["condition"] = encoded.numpy()
+        return out
 
     def evaluate(self, data: Any, *, key: str | None = None, iwae_samples: int = 50,
                  batch_size: int = 128, seed: int = 0) -> dict[str, Any]:

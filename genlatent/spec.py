@@ -15,6 +15,11 @@ Example::
     }
     model = genlatent.build(spec)
 
+An optional ``"condition"`` field (a list of column encodings, see :mod:`genlatent.conditions`)
+makes a conditional model: its width ``C`` is passed to the encoder and the decoder as
+``condition_dim=C`` (never recorded among their params: the field itself records it). Specs
+without the field, every one saved before conditions existed included, are unconditioned.
+
 Missing parts get defaults chosen from the data kind (and, given a summary of the data's
 values, the likelihood from the values: see :mod:`genlatent.data.values`).
 
@@ -57,7 +62,9 @@ DEFAULT_LIKELIHOOD = {
     "tokens": "categorical",
     "counts": "negative_binomial",
 }
-_KNOWN_FIELDS = {"genlatent_spec", "model", "latent_dim", "data", "objective", *PART_KINDS}
+_KNOWN_FIELDS = {
+    "genlatent_spec", "model", "latent_dim", "data", "objective", "condition", *PART_KINDS
+}
 
 
 def part(name: str, **params: Any) -> dict[str, Any]:
@@ -150,6 +157,10 @@ def normalize_spec(spec: dict[str, Any], *, values: Any = None) -> dict[str, Any
     if not isinstance(objective, dict):
         raise SpecError(f"spec field 'objective' must be a mapping, got {objective!r}")
     out["objective"] = dict(objective)
+    if spec.get("condition"):
+        from .conditions import ConditionEncoding
+
+        out["condition"] = ConditionEncoding.from_spec(spec["condition"]).to_spec()
     try:
         json.dumps(out)
     except TypeError as exc:
@@ -282,13 +293,35 @@ def _resolved(what: str, obj: Any, bound: dict[str, Any]) -> dict[str, Any]:
     return _plain_params(what, method() if callable(method) else bound)
 
 
-def _make(field: str, entry: dict[str, Any], *args: Any) -> tuple[Any, dict[str, Any]]:
-    """The part and its resolved entry ``{"name": ..., "params": {...}}``."""
+def _accepts(factory: Any, name: str, by_name: bool = False) -> bool:
+    """Whether ``factory`` takes the keyword ``name`` (by name, or through ``**kwargs``
+    unless ``by_name``)."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return not by_name
+    return any(p.name == name or (p.kind is p.VAR_KEYWORD and not by_name) for p in params)
+
+
+def _make(
+    field: str, entry: dict[str, Any], *args: Any, given: dict[str, Any] | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """The part and its resolved entry ``{"name": ..., "params": {...}}``; ``given`` are
+    structural keywords (``condition_dim``) passed but not recorded among its params."""
     cls = registry.get_part(PART_KINDS[field], entry["name"])
     what = f"{field} {entry['name']!r}"
-    bound = bind_params(what, cls, args, entry["params"])
+    # a zero (unconditioned) goes only to constructors that name it: plugin parts written
+    # before conditions existed are built exactly as before
+    given = {k: v for k, v in (given or {}).items() if v or _accepts(cls, k, by_name=True)}
+    for name in given:
+        if not _accepts(cls, name):
+            raise SpecError(
+                f"{what} cannot be conditioned: its constructor takes no {name!r} "
+                f"(see the {field} contract in genlatent.parts)"
+            )
+    bound = bind_params(what, cls, args, entry["params"], given=given)
     try:
-        obj = cls(*args, **bound)
+        obj = cls(*args, **given, **bound)
     except GenlatentError:
         raise
     except TypeError as exc:
@@ -382,9 +415,15 @@ def _build(spec: dict[str, Any], values: ValueSummary | None) -> LatentModel:
     if values is not None:
         check_likelihood_values(spec["likelihood"]["name"], data, values)
     resolved = {k: spec[k] for k in ("genlatent_spec", "model", "latent_dim", "data")}
+    from .conditions import ConditionEncoding
+
+    conditions = ConditionEncoding.from_spec(spec.get("condition"))
+    if conditions:
+        resolved["condition"] = conditions.to_spec()
+    conditioned = {"condition_dim": conditions.dim}
     likelihood, resolved["likelihood"] = _make("likelihood", spec["likelihood"], data)
     decoder, resolved["decoder"] = _make(
-        "decoder", spec["decoder"], data, latent_dim, likelihood.num_params
+        "decoder", spec["decoder"], data, latent_dim, likelihood.num_params, given=conditioned
     )
     if getattr(model_cls, "uses_posterior", True):
         posterior, resolved["posterior"] = _make("posterior", spec["posterior"], latent_dim)
@@ -394,7 +433,9 @@ def _build(spec: dict[str, Any], values: ValueSummary | None) -> LatentModel:
         posterior = prior = None
         resolved["posterior"], resolved["prior"] = spec["posterior"], spec["prior"]
         encoder_out = latent_dim
-    encoder, resolved["encoder"] = _make("encoder", spec["encoder"], data, encoder_out)
+    encoder, resolved["encoder"] = _make(
+        "encoder", spec["encoder"], data, encoder_out, given=conditioned
+    )
     structure = {
         "data": data,
         "latent_dim": latent_dim,
@@ -416,6 +457,7 @@ def _build(spec: dict[str, Any], values: ValueSummary | None) -> LatentModel:
     resolved["objective"] = _plain_params(what, method() if callable(method) else objective)
     resolved = {field: resolved[field] for field in spec}  # the spec's own field order
     model.spec = copy.deepcopy(resolved)
+    model.conditions = conditions
     return model
 
 

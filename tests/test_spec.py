@@ -48,7 +48,8 @@ SPECS = {
            "encoder": {"name": "mlp", "params": SMALL},
            "decoder": {"name": "mlp", "params": SMALL}},
 }
-STRUCTURAL = {"data", "out_features", "latent_dim", "num_params"}
+# condition_dim is set by the spec's "condition" field, never recorded among part params
+STRUCTURAL = {"data", "out_features", "latent_dim", "num_params", "condition_dim"}
 
 
 def keyword_params(cls) -> set[str]:

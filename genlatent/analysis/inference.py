@@ -22,7 +22,9 @@ ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016): Var_x E_q[z_d] > 0.01
 
 
 def check_compatible(model: Any, dataset: Any) -> None:
-    """The dataset must hold the kind and shape of data the model was trained on."""
+    """The dataset must hold the kind and shape of data the model was trained on; for a
+    conditional model it must have the model's condition columns, which are then attached
+    (its batches carry ``"condition"``, encoded as in training)."""
     want, got = model.data, dataset.spec
     same_vocab = want.kind != "tokens" or tuple(want.vocab or ()) == tuple(got.vocab or ())
     if want.kind != got.kind or (want.kind != "tokens" and want.shape != got.shape):
@@ -38,6 +40,10 @@ def check_compatible(model: Any, dataset: Any) -> None:
             f"{dataset.where}: sequences up to {got.shape[0]} tokens, but the model was trained "
             f"on at most {want.shape[0]}"
         )
+    if getattr(model, "condition_dim", 0):
+        from ..conditions import attach
+
+        attach(dataset, model.conditions)
 
 
 class RowProgress:
@@ -103,11 +109,19 @@ def _is_vae(model: Any) -> bool:
     return getattr(model, "posterior", None) is not None and hasattr(model, "elbo")
 
 
-def posterior_moments(model: Any, x: torch.Tensor, lengths: torch.Tensor | None) -> tuple:
+def _cond(condition: torch.Tensor | None) -> dict[str, Any]:
+    """``condition=`` for model calls, only when there is one (plugin models without it)."""
+    return {} if condition is None else {"condition": condition}
+
+
+def posterior_moments(
+    model: Any, x: torch.Tensor, lengths: torch.Tensor | None,
+    condition: torch.Tensor | None = None,
+) -> tuple:
     """Per-example posterior mean and standard deviation ``(B, D)`` (AE: the code, None)."""
     if not _is_vae(model):
-        return model.encode_mean(x, lengths), None
-    q = model.encode(x, lengths)
+        return model.encode_mean(x, lengths, **_cond(condition)), None
+    q = model.encode(x, lengths, **_cond(condition))
     try:
         return q.mean, q.stddev
     except NotImplementedError:  # a posterior without closed-form moments: estimate them
@@ -122,7 +136,9 @@ def encode_dataset(
     """``{"mean": (N, D), "scale": (N, D) (VAE only), "index": (N,)}`` for every row."""
     means, scales, index = [], [], []
     for batch in iter_batches(dataset, batch_size, device):
-        mean, scale = posterior_moments(model, batch["x"], batch.get("lengths"))
+        mean, scale = posterior_moments(
+            model, batch["x"], batch.get("lengths"), batch.get("condition")
+        )
         means.append(mean.float().cpu().numpy())
         if scale is not None:
             scales.append(scale.float().cpu().numpy())
@@ -163,18 +179,20 @@ def evaluate(
     n = 0
     for batch in iter_batches(dataset, batch_size, device):
         x, lengths = batch["x"], batch.get("lengths")
+        cond = _cond(batch.get("condition"))
         if vae:
-            terms = model.elbo(x, lengths)
+            terms = model.elbo(x, lengths, **cond)
             values = {k: terms[k] for k in ("neg_elbo", "reconstruction", "kl")}
             if iwae_samples:
-                values["nll"] = -model.iwae_bound(x, iwae_samples, lengths)
+                values["nll"] = -model.iwae_bound(x, iwae_samples, lengths, **cond)
         else:
-            values = {
-                "reconstruction": model.reconstruction_nll(model.encode(x, lengths), x, lengths)
-            }
+            z = model.encode(x, lengths, **cond)
+            values = {"reconstruction": model.reconstruction_nll(z, x, lengths, **cond)}
         for name, value in values.items():
             totals[name] = totals.get(name, 0.0) + float(value.double().sum())
-        means.append(posterior_moments(model, x, lengths)[0].float().cpu().numpy())
+        means.append(
+            posterior_moments(model, x, lengths, batch.get("condition"))[0].float().cpu().numpy()
+        )
         n += x.shape[0]
     result: dict[str, Any] = {name: total / n for name, total in totals.items()}
     for name, value in result.items():
@@ -221,9 +239,11 @@ def decode_codes(
     batch_size: int = 256,
     temperature: float = 1.0,
     mean: bool = True,
+    condition: np.ndarray | torch.Tensor | None = None,
 ) -> dict[str, np.ndarray]:
     """Data made from codes ``z`` ``(N, D)``: the likelihood's mean (or a draw with
-    ``mean=False``); token data as ids and lengths, sampled at ``temperature``."""
+    ``mean=False``); token data as ids and lengths, sampled at ``temperature``. A conditional
+    model needs ``condition``: encoded vectors ``(N, C)``."""
     z = torch.as_tensor(np.asarray(z, dtype=np.float32)).to(model.device)
     if z.ndim != 2 or z.shape[1] != model.latent_dim:
         raise DataError(
@@ -231,26 +251,33 @@ def decode_codes(
         )
     if not torch.isfinite(z).all():
         raise DataError("codes contain NaN or inf")
+    if condition is not None:
+        condition = torch.as_tensor(np.asarray(condition, dtype=np.float32)).to(model.device)
     parts = []
     for start in range(0, z.shape[0], batch_size):
         chunk = z[start : start + batch_size]
+        cond = _cond(None if condition is None else condition[start : start + batch_size])
         if model.data.kind == "tokens":
-            out = model.generate_from(chunk, temperature=temperature, mean=mean or temperature == 0)
+            out = model.generate_from(
+                chunk, temperature=temperature, mean=mean or temperature == 0, **cond
+            )
         else:
-            out = model.generate_from(chunk, mean=mean)
+            out = model.generate_from(chunk, mean=mean, **cond)
         parts.append(_as_output(out))
     return _concat(parts)
 
 
 @torch.no_grad()
 def sample_prior(
-    model: Any, n: int, *, temperature: float = 1.0, batch_size: int = 256, mean: bool = True
+    model: Any, n: int, *, temperature: float = 1.0, batch_size: int = 256, mean: bool = True,
+    condition: np.ndarray | torch.Tensor | None = None,
 ) -> dict[str, np.ndarray]:
     """``n`` examples from codes drawn from the prior: ``{"z", "x"[, "lengths"]}``.
 
     For token data ``temperature`` is the softmax temperature of generation (0: greedy);
     for other data the codes are drawn from the prior and the decoded mean is returned
-    (a draw from the likelihood with ``mean=False``).
+    (a draw from the likelihood with ``mean=False``). A conditional model needs
+    ``condition``, encoded vectors ``(n, C)`` (``model.conditions.encode_values``).
     """
     if n < 1:
         raise GenlatentError(f"-n must be at least 1, got {n}")
@@ -259,7 +286,9 @@ def sample_prior(
             f"model {model.spec.get('model')!r} has no prior to sample from; train a 'vae'"
         )
     z = model.prior.sample(n).to(model.device)
-    out = decode_codes(model, z, batch_size=batch_size, temperature=temperature, mean=mean)
+    out = decode_codes(
+        model, z, batch_size=batch_size, temperature=temperature, mean=mean, condition=condition
+    )
     out["z"] = z.float().cpu().numpy()
     return out
 
@@ -277,8 +306,9 @@ def reconstruct_dataset(
     check_compatible(model, dataset)
     parts = []
     for batch in iter_batches(dataset, batch_size, device, limit):
-        z = model.encode_mean(batch["x"], batch.get("lengths"))
-        out = _as_output(model.generate_from(z, mean=True))
+        cond = _cond(batch.get("condition"))
+        z = model.encode_mean(batch["x"], batch.get("lengths"), **cond)
+        out = _as_output(model.generate_from(z, mean=True, **cond))
         out["z"] = z.float().cpu().numpy()
         out["index"] = batch["index"].cpu().numpy()
         parts.append(out)
@@ -336,21 +366,34 @@ def interpolate_pairs(
 ) -> dict[str, np.ndarray]:
     """Data decoded along the paths between the codes (posterior means) of the rows in each
     pair of ``ends`` ``(P, 2)``: ``{"z": (P * steps, D), "x"[, "lengths"]}``, path by path
-    (see :func:`interpolate_codes` for ``method``). Each end row is read and encoded once."""
+    (see :func:`interpolate_codes` for ``method``). Each end row is read and encoded once.
+    A conditional model's condition moves along the path too, linearly from one end's to the
+    other's (``"condition"`` in the result)."""
     ends = np.asarray(ends, dtype=np.int64)
     rows = np.unique(ends.ravel())
     batch = dataset.read(rows)
     lengths = batch.get("lengths")
+    condition = batch.get("condition")
     mean, _ = posterior_moments(
         model,
         batch["x"].to(model.device),
         None if lengths is None else lengths.to(model.device),
+        None if condition is None else condition.to(model.device),
     )
     mean = mean.float().cpu().numpy()
     za = mean[np.searchsorted(rows, ends[:, 0])]
     zb = mean[np.searchsorted(rows, ends[:, 1])]
     z = interpolate_codes(za, zb, steps, method).astype(np.float32)
     flat = z.reshape(-1, model.latent_dim)
-    out = decode_codes(model, flat, batch_size=batch_size)
+    path_condition = None
+    if condition is not None:
+        c = condition.cpu().numpy()
+        ca, cb = c[np.searchsorted(rows, ends[:, 0])], c[np.searchsorted(rows, ends[:, 1])]
+        t = np.linspace(0.0, 1.0, steps)[None, :, None]
+        path_condition = ((1 - t) * ca[:, None] + t * cb[:, None]).astype(np.float32)
+        path_condition = path_condition.reshape(-1, c.shape[1])
+    out = decode_codes(model, flat, batch_size=batch_size, condition=path_condition)
     out["z"] = flat
+    if path_condition is not None:
+        out["condition"] = path_condition
     return out

@@ -178,6 +178,11 @@ def latent_report(
     training data) is given, also on up to 10000 of its rows: the fair comparison, since the
     model never saw the examined rows either.
     """
+    if getattr(model, "condition_dim", 0):
+        raise GenlatentError(
+            f"{dataset.where}: the latent-space report does not handle conditional models yet "
+            f"(this one is conditioned on {', '.join(model.conditions.names)})"
+        )
     inference.check_compatible(model, dataset)
     if pca_data is not None:
         inference.check_compatible(model, pca_data)

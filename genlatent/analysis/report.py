@@ -112,8 +112,10 @@ def plot_reconstructions(model: Any, dataset: Any, out: Path, *, examples: int =
     x = batch["x"].to(model.device)
     lengths = batch.get("lengths")
     lengths = lengths.to(model.device) if lengths is not None else None
+    condition = batch.get("condition")
+    cond = {} if condition is None else {"condition": condition.to(model.device)}
     with torch.no_grad():
-        recon, _ = _as_numpy(model.reconstruct(x, lengths))
+        recon, _ = _as_numpy(model.reconstruct(x, lengths, **cond))
     inputs = _examples(model, x.cpu().numpy())
     return plots.draw_rows(
         model.data,
@@ -147,16 +149,21 @@ def plot_interpolations(
     )
 
 
-def plot_samples(model: Any, out: Path, *, samples: int = 32, batch_size: int = 256) -> Path:
-    """``samples.png``: data decoded from ``samples`` codes drawn from the prior (torch's RNG)."""
-    drawn = inference.sample_prior(model, samples, batch_size=batch_size)
+def plot_samples(
+    model: Any, out: Path, *, samples: int = 32, batch_size: int = 256, condition: Any = None
+) -> Path:
+    """``samples.png``: data decoded from ``samples`` codes drawn from the prior (torch's RNG);
+    a conditional model's at ``condition`` (``(samples, C)``, e.g. those of data rows)."""
+    drawn = inference.sample_prior(model, samples, batch_size=batch_size, condition=condition)
     made = _examples(model, drawn["x"])
     if model.data.kind == "tokens":
         rows_of = [("sample", made)]
     else:
         rows_of = [(f"{i}", made[i : i + 8]) for i in range(0, len(made), 8)]
     return plots.draw_rows(
-        model.data, rows_of, out / "samples.png", f"{samples} samples from the prior"
+        model.data, rows_of, out / "samples.png",
+        f"{samples} samples from the prior"
+        + ("" if condition is None else " at the conditions of the first data rows"),
     )
 
 
@@ -195,6 +202,14 @@ def make_plots(
                     model, dataset, out, pairs=pairs, steps=steps, seed=seed, batch_size=batch_size
                 )
             )
+    conditional = bool(getattr(model, "condition_dim", 0))
     if getattr(model, "prior", None) is not None and samples > 0:
-        written.append(plot_samples(model, out, samples=samples, batch_size=batch_size))
+        condition = None
+        if conditional and dataset is not None:  # at the conditions of the first rows
+            rows = np.arange(samples) % len(dataset)
+            condition = dataset.read(rows)["condition"]
+        if not conditional or condition is not None:
+            written.append(plot_samples(
+                model, out, samples=samples, batch_size=batch_size, condition=condition
+            ))
     return written

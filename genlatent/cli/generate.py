@@ -64,6 +64,48 @@ def _keep_mean(model: Any, temperature: float, draw: bool) -> bool:
     return temperature == 0 if _tokens(model) else not draw
 
 
+def _condition_arrays(model: Any, encoded: Any) -> dict[str, Any]:
+    """The conditions of generated rows as datasets named by their columns (numbers, or
+    category names as UTF-8 bytes), so an output file says what it was made at."""
+    import numpy as np
+
+    from ..analysis.h5out import fixed_bytes
+
+    out: dict[str, Any] = {}
+    for name, values in model.conditions.decode(np.asarray(encoded)).items():
+        out[name] = fixed_bytes(list(values)) if values.dtype == object else values
+    return out
+
+
+def _codes_conditions(model: Any, codes: str, f: Any, n: int) -> Any:
+    """A conditional model's encoded conditions read from the codes file's datasets named
+    by the condition columns (as `genlatent encode` carries them)."""
+    import numpy as np
+
+    from ..data.rows import label_values
+    from ..errors import DataError
+
+    parts = []
+    for column in model.conditions.columns:
+        node = f.get(column.name)
+        if node is None or not hasattr(node, "shape") or node.shape != (n,):
+            raise DataError(
+                f"{codes}: no dataset {column.name!r} of {n} values; the model is conditioned "
+                f"on {', '.join(model.conditions.names)}"
+            )
+        where = f"{codes}:{column.name}"
+        values, names = label_values(where, node[()])
+        if names is None and "label_names" in node.attrs:
+            import json
+
+            from ..data.h5file import decode_attr
+
+            raw = decode_attr(node.attrs["label_names"])
+            names = json.loads(raw) if isinstance(raw, str) else list(raw)
+        parts.append(column.encode(where, values, names))
+    return np.concatenate(parts, axis=1)
+
+
 def _print_strings(arrays: dict[str, Any], limit: int = 10) -> None:
     if "strings" in arrays:
         values = arrays["strings"][0]
@@ -163,6 +205,10 @@ def decode_command(
     `genlatent interpolate` (key z). 1-D datasets aligned with the codes are carried over.
 
     \b
+    A conditional model reads its conditions from the datasets of CODES named like its
+    condition columns (`genlatent encode` writes them).
+
+    \b
     Example:
       genlatent decode runs/quick runs/quick/latents.h5 --out runs/quick/decoded.h5
     """
@@ -181,6 +227,9 @@ def decode_command(
         if key not in f or not hasattr(f[key], "shape"):
             raise DataError(f"{codes}: no dataset {key!r}; datasets: {', '.join(f.keys())}")
         z = np.asarray(f[key][()])
+        condition = (
+            _codes_conditions(model, codes, f, z.shape[0]) if model.condition_dim else None
+        )
         carried = {
             name: f[name][()]
             for name in f
@@ -198,7 +247,7 @@ def decode_command(
     with seeded(seed, model.device):
         result = inference.decode_codes(
             model, z, batch_size=batch_size, temperature=temperature,
-            mean=_keep_mean(model, temperature, draw),
+            mean=_keep_mean(model, temperature, draw), condition=condition,
         )
     arrays: dict[str, Any] = dict(h5out.data_arrays(model.data, result))
     arrays["z"] = z.astype(np.float32)
@@ -285,6 +334,14 @@ def reconstruct_command(
     is_flag=True,
     help="Molecules: write strings as RDKit canonical SMILES (\"\" where RDKit cannot parse).",
 )
+@click.option(
+    "--condition",
+    "conditions",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Conditional models: generate at this value of condition NAME (a number, or a "
+    "category by name); one per condition column (repeatable).",
+)
 @_SEED
 @batch_size_option()
 @device_option
@@ -295,6 +352,7 @@ def sample_command(
     temperature: float,
     draw: bool,
     canonical: bool,
+    conditions: tuple[str, ...],
     seed: int,
     batch_size: int,
     device: str,
@@ -311,14 +369,27 @@ def sample_command(
     other data give the decoder's mean at each code, or a draw from the likelihood (--draw).
 
     \b
+    A conditional model generates at the --condition values given, written into the file
+    as datasets named by the conditions.
+
+    \b
     Examples:
       genlatent sample runs/quick -n 64 --out runs/quick/samples.h5
+      genlatent sample runs/ising -n 500 --condition T=2.0 --draw --out t2.h5
+      genlatent sample runs/cells -n 100 --condition cell_type=B --out b_cells.h5
       genlatent sample runs/smiles -n 100 --temperature 0.7 --out smiles.h5
       genlatent sample runs/smiles -n 100 --temperature 0 --seed 3 --out greedy.h5
     """
     from ..analysis import h5out, inference
+    from ..conditions import parse_values
+    from ..errors import DataError
 
     model = load_model(run, device)
+    encoded = None
+    if conditions and not model.condition_dim:
+        raise DataError(f"--condition: the model in {run} is not conditional")
+    if model.condition_dim:
+        encoded = model.conditions.encode_values(parse_values(conditions), count)
     if not _tokens(model) and temperature != 1.0:
         progress("note: --temperature only applies to token data; ignored")
     if _tokens(model) and draw:
@@ -327,7 +398,7 @@ def sample_command(
     with seeded(seed, model.device):
         result = inference.sample_prior(
             model, count, temperature=temperature, batch_size=batch_size,
-            mean=_keep_mean(model, temperature, draw),
+            mean=_keep_mean(model, temperature, draw), condition=encoded,
         )
     arrays: dict[str, Any] = dict(h5out.data_arrays(model.data, result))
     if canonical and "strings" in arrays:
@@ -335,6 +406,9 @@ def sample_command(
 
         arrays["strings"] = canonical_smiles_array(arrays["strings"])
     arrays["z"] = result["z"]
+    if encoded is not None:
+        arrays.update({k: v for k, v in _condition_arrays(model, encoded).items()
+                       if k not in arrays})
     h5out.write_h5(out, arrays, _provenance(
         run, model, seed=seed, temperature=temperature if _tokens(model) else None, draw=draw
     ))

@@ -152,6 +152,15 @@ def _print_run(info: dict[str, Any]) -> None:
         click.echo(f"  {field + ':':<12}{entry.get('name')}{count}")
         click.echo(f"  {'':<14}{_params_line(entry.get('params') or {})}")
     click.echo(f"  {'objective:':<12}{_params_line(spec.get('objective') or {})}")
+    if spec.get("condition"):
+        from ..conditions import ConditionEncoding
+        from ..errors import GenlatentError
+
+        try:
+            shown = [c.describe() for c in ConditionEncoding.from_spec(spec["condition"]).columns]
+        except GenlatentError as exc:
+            shown = [f"unreadable ({exc})"]
+        click.echo(f"  {'conditions:':<12}" + "; ".join(shown))
     if "total_parameters" in arch:
         click.echo(f"  {'parameters:':<12}{arch['total_parameters']:,} in all")
     for note in arch.get("notes", []):

@@ -20,6 +20,7 @@ Examples:
       --likelihood bernoulli --out runs/mix
   genlatent train --config run.toml --epochs 50 --out runs/long
   genlatent train --out runs/long --resume --epochs 80     # continue a run
+  genlatent train ising.h5 --condition T --encoder cnn --out runs/cond   # conditional VAE
 
 \b
 --set SECTION.KEY=VALUE sets one parameter (JSON values, else strings); SECTION is a part
@@ -66,6 +67,15 @@ def _part_option(field: str) -> Any:
     default=None,
     type=click.FloatRange(0.0, 0.9),
     help="Fraction of DATA held out for validation when there is no --val.  [default: 0.1]",
+)
+@click.option(
+    "--condition",
+    "condition",
+    multiple=True,
+    metavar="NAME[:KIND]",
+    help="Condition encoder and decoder on this 1-D column of DATA (an .h5ad obs column), "
+    "aligned with the examples (repeatable). Floats are numeric (standardised), strings, "
+    "enums and integers categorical (one-hot); NAME:numeric or NAME:categorical chooses.",
 )
 @click.option("--model", default=None, metavar="NAME", help="vae or ae.  [default: vae]")
 @_part_option("encoder")
@@ -140,6 +150,7 @@ def train_command(
     val: Path | None,
     val_key: str | None,
     val_fraction: float | None,
+    condition: tuple[str, ...],
     model: str | None,
     encoder: str | None,
     decoder: str | None,
@@ -174,6 +185,7 @@ def train_command(
         "likelihood": likelihood, "model": model, "latent_dim": latent_dim, "key": key,
         "val": val, "val_key": val_key, "val_fraction": val_fraction, "epochs": epochs,
         "batch_size": batch_size, "lr": lr, "device": device, "seed": seed,
+        "condition": list(condition) or None,
     }
     plan = prepare(config_file, data=data, out=out, resume=resume, overwrite=overwrite,
                    set=assignments, **flags)

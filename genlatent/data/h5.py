@@ -206,6 +206,11 @@ class H5Dataset(RowDataset):
         for name in names:
             self._add_label(name, *self._read_label(f, name))
 
+    def add_labels(self, names: Sequence[str]) -> None:
+        """Load more aligned label columns by name (e.g. a model's conditions)."""
+        with open_h5(self.path) as f:
+            self._load_labels(f, list(names))
+
     def _read_label(self, f: Any, name: str) -> tuple[np.ndarray, list[str] | None]:
         """Values of one label column (numbers, or codes plus category names for strings)."""
         if name not in f or not hasattr(f[name], "shape"):
@@ -214,6 +219,14 @@ class H5Dataset(RowDataset):
                 f"{self.path}: no label dataset {name!r}; datasets in the file: "
                 f"{', '.join(keys) if keys else '(none)'}"
             )
+        enum = _enum_names(f[name].dtype)
+        if enum is not None:  # HDF5 enum: codes in the order of their stored values
+            stored = f[name][()]
+            values = np.searchsorted(enum[0], stored) if stored.ndim == 1 else stored
+            if stored.ndim == 1 and not np.array_equal(enum[0][values.clip(0, len(enum[0]) - 1)],
+                                                       stored):
+                raise DataError(f"{self.path}:{name}: values outside the enum's members")
+            return label_values(f"{self.path}:{name}", values)[0], enum[1]
         values, categories = label_values(f"{self.path}:{name}", f[name][()])
         if categories is None and "label_names" in f[name].attrs:
             names = decode_attr(f[name].attrs["label_names"])
@@ -329,3 +342,14 @@ class H5Dataset(RowDataset):
 
     def _storage_info(self) -> dict[str, Any]:
         return {"mmap": self.mmap}
+
+
+def _enum_names(dtype: Any) -> tuple[np.ndarray, list[str]] | None:
+    """An HDF5 enum's stored values (sorted) and their member names; None for other types."""
+    import h5py
+
+    mapping = h5py.check_enum_dtype(dtype)
+    if not mapping:
+        return None
+    members = sorted(mapping.items(), key=lambda item: item[1])
+    return np.array([v for _, v in members]), [k for k, _ in members]

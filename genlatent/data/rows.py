@@ -37,8 +37,10 @@ class RowDataset:
     :meth:`_finish_spec` and :meth:`_choose_rows`, and implement :meth:`_read_into`.
 
     Batches are dicts: ``{"x": Tensor, "index": LongTensor of row ids (in the file),
-    "lengths": LongTensor (tokens), "labels": {name: Tensor} (when labels are asked for)}``.
-    Token batches are trimmed to their longest sequence.
+    "lengths": LongTensor (tokens), "labels": {name: Tensor} (when labels are asked for),
+    "condition": float Tensor (B, C) (when a model's conditions are attached: see
+    :func:`genlatent.conditions.attach`)}``. Token batches are trimmed to their longest
+    sequence.
     """
 
     #: the key :func:`~genlatent.data.open_dataset` passes when none is given
@@ -68,6 +70,7 @@ class RowDataset:
         self.labels: dict[str, np.ndarray] = {}
         self.label_categories: dict[str, list[str]] = {}
         self._lengths: np.ndarray | None = None
+        self._condition: np.ndarray | None = None
         self._scale = 1.0
         self.in_memory = False
 
@@ -126,6 +129,17 @@ class RowDataset:
         self.labels[name] = values
         if categories is not None:
             self.label_categories[name] = categories
+
+    def set_condition(self, matrix: np.ndarray) -> None:
+        """Condition vectors of every stored row, ``(rows in the file, C)`` float32, returned
+        as ``batch["condition"]`` (see :func:`genlatent.conditions.attach`)."""
+        matrix = np.asarray(matrix, dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[0] != self._num_file_rows:
+            raise DataError(
+                f"{self.where}: conditions have shape {matrix.shape}, expected "
+                f"({self._num_file_rows}, C)"
+            )
+        self._condition = matrix
 
     def _finish_spec(
         self,
@@ -342,7 +356,9 @@ class RowDataset:
         x = self._decode(self._raw_rows(rows))
         device = x.device
         index = torch.from_numpy(rows + self._start)
-        lengths = labels = None
+        lengths = labels = condition = None
+        if getattr(self, "_condition", None) is not None:
+            condition = torch.from_numpy(self._condition[rows + self._start])
         if self._lengths is not None:
             lengths = torch.from_numpy(self._lengths[rows + self._start])
         if self.labels:
@@ -361,6 +377,8 @@ class RowDataset:
             batch["index"] = index[a:b].to(device)
             if labels is not None:
                 batch["labels"] = {k: v[a:b].to(device) for k, v in labels.items()}
+            if condition is not None:
+                batch["condition"] = condition[a:b].to(device)
             out.append(batch)
         return out
 
@@ -391,6 +409,8 @@ class RowDataset:
             out["lengths"] = batch["lengths"][0]
         if "labels" in batch:
             out["labels"] = {k: v[0] for k, v in batch["labels"].items()}
+        if "condition" in batch:
+            out["condition"] = batch["condition"][0]
         return out
 
     # ------------------------------------------------------------------ subsets

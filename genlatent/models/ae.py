@@ -44,18 +44,25 @@ class AE(LatentModel):
             prior=None,
         )
 
-    def encode(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+    def encode(
+        self, x: Tensor, lengths: Tensor | None = None, condition: Tensor | None = None
+    ) -> Tensor:
         """The code of each example, ``(B, latent_dim)``."""
-        return self.encoder(x, lengths=lengths)
+        return self.encoder_output(x, lengths, condition)
 
     encode_mean = encode
 
     def objective(
-        self, x: Tensor, lengths: Tensor | None = None, step: int | None = None
+        self,
+        x: Tensor,
+        lengths: Tensor | None = None,
+        step: int | None = None,
+        condition: Tensor | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        reconstruction = self.reconstruction_nll(self.encode(x, lengths), x, lengths)
+        z = self.encode(x, lengths, condition)
+        reconstruction = self.reconstruction_nll(z, x, lengths, condition)
         return reconstruction, {"reconstruction": reconstruction}
 
-    def sample(self, n: int, temperature: float = 1.0) -> Tensor:
+    def sample(self, n: int, temperature: float = 1.0, **_: object) -> Tensor:
         """An AE has no prior to sample codes from."""
         raise SpecError("model 'ae' has no prior to sample from; train a 'vae' to sample")

@@ -3,7 +3,10 @@
 Concrete models (``AE``, ``VAE``) are registered in ``registry.models`` and built from a spec
 by :func:`genlatent.build`. The trainer only relies on :meth:`LatentModel.loss`.
 
-Batches are dicts: ``{"x": Tensor, "lengths": LongTensor (token data only), ...}``.
+Batches are dicts: ``{"x": Tensor, "lengths": LongTensor (token data only), "condition":
+float Tensor (B, C) (conditional models only), ...}``. A conditional model (spec field
+``"condition"``, :mod:`genlatent.conditions`) takes ``condition=`` in every method that runs
+the encoder or the decoder and passes it on to both networks.
 Every loss is per example (summed over data dimensions, in nats) and averaged over the batch.
 """
 
@@ -16,7 +19,9 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from ..conditions import ConditionEncoding
 from ..dataspec import DataSpec
+from ..errors import SpecError
 from ..parts import Decoder, Encoder, Likelihood, Posterior, Prior
 
 
@@ -45,6 +50,48 @@ class LatentModel(nn.Module):
         self.posterior = posterior
         self.prior = prior
         self.spec: dict[str, Any] = {}
+        #: the condition columns and their encoding (set by :func:`genlatent.build`)
+        self.conditions = ConditionEncoding()
+
+    @property
+    def condition_dim(self) -> int:
+        """Width of the condition vector (0: not a conditional model)."""
+        conditions = getattr(self, "conditions", None)
+        return conditions.dim if conditions else 0
+
+    def check_condition(self, condition: Tensor | None, n: int) -> Tensor | None:
+        """``condition`` checked against the model: ``(n, condition_dim)`` on the model's
+        device (a ``(condition_dim,)`` vector is repeated for the ``n`` rows); None for an
+        unconditioned model."""
+        width = self.condition_dim
+        if width == 0:
+            if condition is not None:
+                raise SpecError("this model is not conditional; it takes no condition")
+            return None
+        if condition is None:
+            names = ", ".join(self.conditions.names)
+            raise SpecError(
+                f"this model is conditioned on {names}: give condition= ({n}, {width}) "
+                f"(batches: 'condition')"
+            )
+        condition = torch.as_tensor(condition, dtype=torch.float32, device=self.device)
+        if condition.dim() == 1:
+            condition = condition.expand(n, -1)
+        if condition.dim() != 2 or tuple(condition.shape) != (n, width):
+            raise SpecError(
+                f"condition has shape {list(condition.shape)}, expected [{n}, {width}] "
+                f"({', '.join(self.conditions.names)})"
+            )
+        return condition
+
+    def encoder_output(
+        self, x: Tensor, lengths: Tensor | None = None, condition: Tensor | None = None
+    ) -> Tensor:
+        """The encoder's flat output, with the (checked) condition when the model has one."""
+        condition = self.check_condition(condition, x.shape[0])
+        if condition is None:
+            return self.encoder(x, lengths=lengths)
+        return self.encoder(x, lengths=lengths, condition=condition)
 
     @property
     def device(self) -> torch.device:
@@ -62,8 +109,11 @@ class LatentModel(nn.Module):
         Metrics always include ``loss`` and ``reconstruction``; VAEs add ``kl`` and
         ``neg_elbo``.
         """
-        x, lengths = batch["x"], batch.get("lengths")
-        per_example, terms = self.objective(x, lengths, step)
+        x, lengths, condition = batch["x"], batch.get("lengths"), batch.get("condition")
+        if condition is None:  # models written before conditions existed keep working
+            per_example, terms = self.objective(x, lengths, step)
+        else:
+            per_example, terms = self.objective(x, lengths, step, condition=condition)
         metrics = {"loss": per_example.detach().mean()}
         for name, value in terms.items():
             value = value.detach()
@@ -73,44 +123,62 @@ class LatentModel(nn.Module):
     # ------------------------------------------------------------------ shared by AE and VAE
 
     def objective(
-        self, x: Tensor, lengths: Tensor | None = None, step: int | None = None
+        self,
+        x: Tensor,
+        lengths: Tensor | None = None,
+        step: int | None = None,
+        condition: Tensor | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """Per-example training loss ``(B,)`` and named terms (``(B,)`` or scalars)."""
         raise NotImplementedError
 
-    def encode_mean(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+    def encode_mean(
+        self, x: Tensor, lengths: Tensor | None = None, condition: Tensor | None = None
+    ) -> Tensor:
         """One point code per example, ``(B, latent_dim)`` (the VAE's posterior mean)."""
         raise NotImplementedError
 
-    def decode(self, z: Tensor, x: Tensor | None = None, lengths: Tensor | None = None) -> Tensor:
+    def decode(
+        self,
+        z: Tensor,
+        x: Tensor | None = None,
+        lengths: Tensor | None = None,
+        condition: Tensor | None = None,
+    ) -> Tensor:
         """The likelihood's parameters for codes ``z`` (``(B, num_params, *shape)``; tokens
         ``(B, V, L)``). Autoregressive decoders are teacher-forced on ``x`` when it is given."""
+        condition = self.check_condition(condition, z.shape[0])
+        extra = {} if condition is None else {"condition": condition}
         if self.decoder.autoregressive:
-            return self.decoder(z, x=x, lengths=lengths)
-        return self.decoder(z)
+            return self.decoder(z, x=x, lengths=lengths, **extra)
+        return self.decoder(z, **extra)
 
     def reconstruction_nll(
-        self, z: Tensor, x: Tensor, lengths: Tensor | None = None
+        self, z: Tensor, x: Tensor, lengths: Tensor | None = None,
+        condition: Tensor | None = None,
     ) -> Tensor:
         """``-log p(x | z)`` per example in nats, summed over data dimensions: ``(B,)``."""
-        return -self.likelihood.log_prob(self.decode(z, x, lengths), x, lengths)
+        return -self.likelihood.log_prob(self.decode(z, x, lengths, condition), x, lengths)
 
     @torch.no_grad()
     def generate_from(
-        self, z: Tensor, *, temperature: float = 1.0, mean: bool = True
+        self, z: Tensor, *, temperature: float = 1.0, mean: bool = True,
+        condition: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
         """Data made from codes ``z``.
 
         Non-token data: the likelihood's mean (``mean=True``) or one draw from it,
         ``(B, *data.shape)``. Token data: ``(ids (B, L), lengths (B,))``; autoregressive
         decoders generate greedily when ``mean`` or ``temperature == 0``, else sample at
-        ``temperature``.
+        ``temperature``. ``condition``: ``(B, C)`` or one ``(C,)`` vector for every code.
         """
+        condition = self.check_condition(condition, z.shape[0])
         if self.data.kind == "tokens" and self.decoder.autoregressive:
             greedy = mean or temperature == 0
             temperature = 1.0 if greedy else temperature
-            return self.decoder.generate(z, temperature=temperature, greedy=greedy)
-        params = self.decode(z)
+            extra = {} if condition is None else {"condition": condition}
+            return self.decoder.generate(z, temperature=temperature, greedy=greedy, **extra)
+        params = self.decode(z, condition=condition)
         out = self.likelihood.mean(params) if mean else self.likelihood.sample(params)
         if self.data.kind == "tokens":
             from ..distributions.likelihoods import lengths_from_ids
@@ -120,10 +188,13 @@ class LatentModel(nn.Module):
 
     @torch.no_grad()
     def reconstruct(
-        self, x: Tensor, lengths: Tensor | None = None
+        self, x: Tensor, lengths: Tensor | None = None, condition: Tensor | None = None
     ) -> Tensor | tuple[Tensor, Tensor]:
         """Decode each example's point code (see :meth:`generate_from` for the output)."""
-        return self.generate_from(self.encode_mean(x, lengths), mean=True)
+        if condition is None:
+            return self.generate_from(self.encode_mean(x, lengths), mean=True)
+        z = self.encode_mean(x, lengths, condition=condition)
+        return self.generate_from(z, mean=True, condition=condition)
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write spec, weights and provenance to ``directory`` (atomically)."""

@@ -139,13 +139,17 @@ class VAE(LatentModel):
 
     # ------------------------------------------------------------------ pieces
 
-    def encode(self, x: Tensor, lengths: Tensor | None = None) -> Distribution:
+    def encode(
+        self, x: Tensor, lengths: Tensor | None = None, condition: Tensor | None = None
+    ) -> Distribution:
         """q(z | x): batch ``(B,)``, event ``(latent_dim,)``; see also :meth:`encode_mean`."""
-        return self.posterior(self.encoder(x, lengths=lengths))
+        return self.posterior(self.encoder_output(x, lengths, condition))
 
-    def encode_mean(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+    def encode_mean(
+        self, x: Tensor, lengths: Tensor | None = None, condition: Tensor | None = None
+    ) -> Tensor:
         """The posterior mean of each example, ``(B, latent_dim)``."""
-        return self.encode(x, lengths).mean
+        return self.encode(x, lengths, condition).mean
 
     @property
     def kl_method(self) -> str:
@@ -199,19 +203,21 @@ class VAE(LatentModel):
 
     # ------------------------------------------------------------------ objectives
 
-    def elbo(self, x: Tensor, lengths: Tensor | None = None) -> dict[str, Tensor]:
+    def elbo(
+        self, x: Tensor, lengths: Tensor | None = None, condition: Tensor | None = None
+    ) -> dict[str, Tensor]:
         """Per-example ``reconstruction``, ``kl``, ``neg_elbo`` and ``elbo`` (nats, ``(B,)``).
 
         One reparameterised draw of z; the KL is exact or a ``kl_samples``-draw estimate.
         """
-        return self._terms(x, lengths)[0]
+        return self._terms(x, lengths, condition)[0]
 
     def _terms(
-        self, x: Tensor, lengths: Tensor | None = None
+        self, x: Tensor, lengths: Tensor | None = None, condition: Tensor | None = None
     ) -> tuple[dict[str, Tensor], Tensor | None]:
-        q = self.encode(x, lengths)
+        q = self.encode(x, lengths, condition)
         p = self.prior()
-        reconstruction = self.reconstruction_nll(q.rsample(), x, lengths)
+        reconstruction = self.reconstruction_nll(q.rsample(), x, lengths, condition)
         kl, per_dim = self._kl(q, p)
         neg_elbo = reconstruction + kl
         terms = {
@@ -223,9 +229,13 @@ class VAE(LatentModel):
         return terms, per_dim
 
     def objective(
-        self, x: Tensor, lengths: Tensor | None = None, step: int | None = None
+        self,
+        x: Tensor,
+        lengths: Tensor | None = None,
+        step: int | None = None,
+        condition: Tensor | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        terms, per_dim = self._terms(x, lengths)
+        terms, per_dim = self._terms(x, lengths, condition)
         weight = self.kl_weight(step)
         kl = terms["kl"]
         loss = terms["reconstruction"] + weight * self._floored_kl(kl, per_dim)
@@ -240,7 +250,8 @@ class VAE(LatentModel):
         }
 
     def iwae_bound(
-        self, x: Tensor, k: int, lengths: Tensor | None = None, batch_k: int | None = 16
+        self, x: Tensor, k: int, lengths: Tensor | None = None, batch_k: int | None = 16,
+        condition: Tensor | None = None,
     ) -> Tensor:
         """Importance-weighted lower bound on log p(x) with ``k`` samples, per example ``(B,)``.
 
@@ -252,7 +263,7 @@ class VAE(LatentModel):
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         chunk = k if batch_k is None else max(1, min(int(batch_k), k))
-        q = self.encode(x, lengths)
+        q = self.encode(x, lengths, condition)
         p = self.prior()
         batch = x.shape[0]
         log_weights = []
@@ -261,7 +272,8 @@ class VAE(LatentModel):
             z = q.rsample((c,))  # (c, B, D)
             x_rep = x.unsqueeze(0).expand(c, *x.shape).reshape(c * batch, *x.shape[1:])
             len_rep = None if lengths is None else lengths.repeat(c)
-            log_px = -self.reconstruction_nll(z.reshape(c * batch, -1), x_rep, len_rep)
+            cond_rep = None if condition is None else condition.repeat(c, 1)
+            log_px = -self.reconstruction_nll(z.reshape(c * batch, -1), x_rep, len_rep, cond_rep)
             log_weights.append(log_px.view(c, batch) + p.log_prob(z) - q.log_prob(z))
         return torch.logsumexp(torch.cat(log_weights, 0), dim=0) - math.log(k)
 
@@ -269,14 +281,18 @@ class VAE(LatentModel):
 
     @torch.no_grad()
     def sample(
-        self, n: int, temperature: float = 1.0, mean: bool = True
+        self, n: int, temperature: float = 1.0, mean: bool = True,
+        condition: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
         """``n`` new examples from codes drawn from the prior.
 
         Non-token data: the likelihood's mean (or a draw if ``mean=False``), ``(n, *shape)``.
-        Token data: ``(ids, lengths)`` sampled at ``temperature`` (0: greedy).
+        Token data: ``(ids, lengths)`` sampled at ``temperature`` (0: greedy). A conditional
+        model needs ``condition``: ``(n, C)``, or one ``(C,)`` vector for every sample.
         """
         z = self.prior.sample(n).to(self.device)
         if self.data.kind == "tokens":
-            return self.generate_from(z, temperature=temperature, mean=temperature == 0)
-        return self.generate_from(z, mean=mean)
+            return self.generate_from(
+                z, temperature=temperature, mean=temperature == 0, condition=condition
+            )
+        return self.generate_from(z, mean=mean, condition=condition)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 from ..errors import SpecError
 
@@ -103,3 +104,27 @@ def dense_stack(
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers)
+
+
+def condition_dim(value: Any, part: str) -> int:
+    """The width of the condition vector a network takes (0: none)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SpecError(f"{part}: condition_dim must be an integer >= 0, got {value!r}")
+    return value
+
+
+def with_condition(h: Tensor, condition: Tensor | None, width: int) -> Tensor:
+    """``h`` ``(B, F)`` with the condition ``(B, width)`` concatenated (``h`` itself when the
+    network takes none). A missing or mis-sized condition is a clear error, not a shape error
+    deep inside a layer."""
+    if width == 0:
+        if condition is not None and condition.shape[-1] != 0:
+            raise SpecError("this network takes no condition (built with condition_dim=0)")
+        return h
+    if condition is None:
+        raise SpecError(f"this network is conditioned (condition_dim={width}); pass condition=")
+    if condition.dim() != 2 or condition.shape[0] != h.shape[0] or condition.shape[1] != width:
+        raise SpecError(
+            f"condition has shape {list(condition.shape)}, expected [{h.shape[0]}, {width}]"
+        )
+    return torch.cat([h, condition.to(h.dtype)], dim=1)

@@ -173,6 +173,7 @@ class CNNEncoder(Encoder):
     "layer"), ``activation``, ``hidden`` (dense sizes after flattening, default none),
     ``dropout`` (on those dense layers), ``style`` ("light" or "heavy", which only sets the
     kernel default: see :func:`default_kernels`). The kernels used are ``geometry.kernels``.
+    A condition vector (``condition_dim`` > 0) is concatenated to the flattened features.
     """
 
     kinds: ClassVar[frozenset[str]] = frozenset({"grids"})
@@ -192,9 +193,11 @@ class CNNEncoder(Encoder):
         hidden: Sequence[int] = (),
         dropout: float = 0.0,
         style: str = "light",
+        condition_dim: int = 0,
     ) -> None:
         super().__init__(data, out_features)
         part = c.where("encoder", "cnn")
+        self.condition_dim = c.condition_dim(condition_dim, part)
         g = _Geometry(
             data, part, channels, kernel, stride, padding_mode, padding, norm, activation, style
         )
@@ -211,7 +214,7 @@ class CNNEncoder(Encoder):
             ]
             n_in = n_out
         self.conv = nn.Sequential(*stages)
-        flat = g.channels[-1] * math.prod(g.sizes[-1])
+        flat = g.channels[-1] * math.prod(g.sizes[-1]) + self.condition_dim
         hidden = c.int_list(hidden, "hidden", part)
         dropout = c.probability(dropout, "dropout", part)
         self.dense = c.dense_stack([flat, *hidden], activation, None, dropout, part)
@@ -221,8 +224,11 @@ class CNNEncoder(Encoder):
         """The last conv stage's feature maps ``(B, channels[-1], *sizes[-1])``."""
         return self.conv(x.to(self.head.weight.dtype))
 
-    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        return self.head(self.dense(self.features(x).flatten(1)))
+    def forward(
+        self, x: Tensor, lengths: Tensor | None = None, condition: Tensor | None = None
+    ) -> Tensor:
+        h = c.with_condition(self.features(x).flatten(1), condition, self.condition_dim)
+        return self.head(self.dense(h))
 
     #: models saved before ``style`` existed were "heavy"
     legacy_defaults: ClassVar[dict[str, Any]] = {"style": "heavy"}
@@ -312,6 +318,7 @@ class CNNDecoder(Decoder):
     (transposed convolutions; the default with zero padding; with circular padding they wrap
     around the edges), "nearest" (the default otherwise) or "linear" (interpolation, then a
     stride-1 convolution). The resolved choices are the attributes ``style`` and ``upsample``.
+    A condition vector (``condition_dim`` > 0) is concatenated to z before the dense layers.
     """
 
     kinds: ClassVar[frozenset[str]] = frozenset({"grids"})
@@ -333,9 +340,11 @@ class CNNDecoder(Decoder):
         dropout: float = 0.0,
         upsample: str | None = None,
         style: str = "light",
+        condition_dim: int = 0,
     ) -> None:
         super().__init__(data, latent_dim, num_params)
         part = c.where("decoder", "cnn")
+        self.condition_dim = c.condition_dim(condition_dim, part)
         g = _Geometry(
             data, part, channels, kernel, stride, padding_mode, padding, norm, activation, style
         )
@@ -352,7 +361,7 @@ class CNNDecoder(Decoder):
             )
         hidden = c.int_list(hidden, "hidden", part)
         dropout = c.probability(dropout, "dropout", part)
-        sizes = [latent_dim, *reversed(hidden)]
+        sizes = [latent_dim + self.condition_dim, *reversed(hidden)]
         self.dense = c.dense_stack(sizes, activation, None, dropout, part)
         self.start = (g.channels[-1], *g.sizes[-1])
         self.project = nn.Sequential(nn.Linear(sizes[-1], math.prod(self.start)), g.act(part))
@@ -376,8 +385,15 @@ class CNNDecoder(Decoder):
             g.check_padding(part, 3, g.sizes[0], "the output layer")
             self.out = _CONV[g.dims](g.channels[0], outputs, 3, 1, 1, padding_mode=g.padding_mode)
 
-    def forward(self, z: Tensor, x: Tensor | None = None, lengths: Tensor | None = None) -> Tensor:
-        h = self.project(self.dense(z)).reshape(z.shape[0], *self.start)
+    def forward(
+        self,
+        z: Tensor,
+        x: Tensor | None = None,
+        lengths: Tensor | None = None,
+        condition: Tensor | None = None,
+    ) -> Tensor:
+        h = self.dense(c.with_condition(z, condition, self.condition_dim))
+        h = self.project(h).reshape(z.shape[0], *self.start)
         out = self.out(self.up(h))
         return out.reshape(z.shape[0], self.num_params, *self.data.shape)
 

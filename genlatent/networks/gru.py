@@ -55,6 +55,7 @@ class GRUEncoder(Encoder):
 
     Params: ``embedding_dim`` (64), ``hidden_size`` (256), ``num_layers`` (1),
     ``bidirectional`` (False), ``dropout`` (between GRU layers and before the output layer).
+    A condition vector (``condition_dim`` > 0) is concatenated to the final state.
     """
 
     kinds: ClassVar[frozenset[str]] = frozenset({"tokens"})
@@ -69,9 +70,11 @@ class GRUEncoder(Encoder):
         num_layers: int = 1,
         bidirectional: bool = False,
         dropout: float = 0.0,
+        condition_dim: int = 0,
     ) -> None:
         super().__init__(data, out_features)
         part = c.where("encoder", "gru")
+        self.condition_dim = c.condition_dim(condition_dim, part)
         embedding_dim = c.positive_int(embedding_dim, "embedding_dim", part)
         hidden_size = c.positive_int(hidden_size, "hidden_size", part)
         self.num_layers = c.positive_int(num_layers, "num_layers", part)
@@ -82,9 +85,11 @@ class GRUEncoder(Encoder):
         self.embed = nn.Embedding(data.vocab_size, embedding_dim, padding_idx=PAD_ID)
         self.rnn = _gru(embedding_dim, hidden_size, self.num_layers, dropout, bidirectional)
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()  # no mask at 0
-        self.head = nn.Linear(self.directions * hidden_size, out_features)
+        self.head = nn.Linear(self.directions * hidden_size + self.condition_dim, out_features)
 
-    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, lengths: Tensor | None = None, condition: Tensor | None = None
+    ) -> Tensor:
         x = x.long()
         lengths = sequence_lengths(x) if lengths is None else lengths.long()
         lengths = lengths.clamp(1, x.shape[1])
@@ -102,7 +107,7 @@ class GRUEncoder(Encoder):
             _, h = self.rnn(packed)  # (layers * directions, B, H), in the batch's own order
             h = h.view(self.num_layers, self.directions, x.shape[0], self.hidden_size)[-1]
             last = h.transpose(0, 1).reshape(x.shape[0], -1)
-        return self.head(self.drop(last))
+        return self.head(c.with_condition(self.drop(last), condition, self.condition_dim))
 
 
 @registry.decoders.register("gru")
@@ -119,6 +124,10 @@ class GRUDecoder(Decoder):
     teacher-forced input tokens by ``<unk>``, Bowman et al. 2016, so that the decoder cannot
     predict the next token from the previous ones alone and has to read z; drawn in the same
     single pass, no second forward; 0 turns it off).
+
+    A condition vector (``condition_dim`` > 0) joins z in the context the decoder reads: the
+    context ``[z, condition]`` sets the initial state and/or feeds every input, as z alone
+    does without conditions.
     """
 
     kinds: ClassVar[frozenset[str]] = frozenset({"tokens"})
@@ -138,9 +147,12 @@ class GRUDecoder(Decoder):
         dropout: float = 0.0,
         condition: str = "both",
         word_dropout: float = 0.25,
+        condition_dim: int = 0,
     ) -> None:
         super().__init__(data, latent_dim, num_params)
         part = c.where("decoder", "gru")
+        self.condition_dim = c.condition_dim(condition_dim, part)
+        context = latent_dim + self.condition_dim
         vocab = data.vocab_size
         if num_params != vocab:  # the next-token logits are the likelihood's parameters
             raise SpecError(
@@ -154,10 +166,10 @@ class GRUDecoder(Decoder):
         self.condition = c.choice(condition, CONDITIONS, "condition", part)
         self.word_dropout = c.probability(word_dropout, "word_dropout", part)
         self.embed = nn.Embedding(vocab, embedding_dim, padding_idx=PAD_ID)
-        z_input = latent_dim if self.condition in ("both", "input") else 0
+        z_input = context if self.condition in ("both", "input") else 0
         self.rnn = _gru(embedding_dim + z_input, self.hidden_size, self.num_layers, dropout)
         self.init = (
-            nn.Linear(latent_dim, self.num_layers * self.hidden_size)
+            nn.Linear(context, self.num_layers * self.hidden_size)
             if self.condition in ("both", "init")
             else None
         )
@@ -165,7 +177,8 @@ class GRUDecoder(Decoder):
         self.out = nn.Linear(self.hidden_size, vocab)
 
     def initial_state(self, z: Tensor) -> Tensor:
-        """The GRU's initial hidden state ``(layers, B, H)`` from z (zeros if not conditioned)."""
+        """The GRU's initial hidden state ``(layers, B, H)`` from the context ``z`` (z, or
+        ``[z, condition]`` for a conditioned decoder; zeros when ``condition="input"``)."""
         if self.init is None:
             return z.new_zeros(self.num_layers, z.shape[0], self.hidden_size)
         h = torch.tanh(self.init(z)).view(z.shape[0], self.num_layers, self.hidden_size)
@@ -182,7 +195,14 @@ class GRUDecoder(Decoder):
         out, h = self.rnn(self._inputs(tokens[:, None], z), h)
         return self.out(self.drop(out[:, 0])), h
 
-    def forward(self, z: Tensor, x: Tensor | None = None, lengths: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        z: Tensor,
+        x: Tensor | None = None,
+        lengths: Tensor | None = None,
+        condition: Tensor | None = None,
+    ) -> Tensor:
+        z = c.with_condition(z, condition, self.condition_dim)  # the context from here on
         if x is None:
             return self._greedy_logits(z)
         x = x.long()
@@ -213,6 +233,7 @@ class GRUDecoder(Decoder):
         max_length: int | None = None,
         temperature: float = 1.0,
         greedy: bool = False,
+        condition: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Token ids ``(B, max_length)`` and lengths ``(B,)``, in the stored-data convention.
 
@@ -223,6 +244,7 @@ class GRUDecoder(Decoder):
         ``greedy`` takes the most likely token; otherwise tokens are sampled from
         ``softmax(logits / temperature)``.
         """
+        z = c.with_condition(z, condition, self.condition_dim)
         max_length = self.data.max_length if max_length is None else max_length
         c.positive_int(max_length, "max_length", "generate")
         if not greedy and not (isinstance(temperature, (int, float)) and temperature > 0):
