@@ -412,6 +412,11 @@ def _build(spec: dict[str, Any], values: ValueSummary | None) -> LatentModel:
         raise
     except (TypeError, ValueError) as exc:
         raise SpecError(f"{what}: bad values {spec['objective']}: {exc}") from None
+    if getattr(prior, "needs_encoder", False):  # resolved in Prior.attach, by the model
+        resolved["prior"] = {
+            "name": resolved["prior"]["name"],
+            "params": _resolved(f"prior {resolved['prior']['name']!r}", prior, {}),
+        }
     method = getattr(model, "resolved_objective", None)  # models with automatic choices
     resolved["objective"] = _plain_params(what, method() if callable(method) else objective)
     resolved = {field: resolved[field] for field in spec}  # the spec's own field order
