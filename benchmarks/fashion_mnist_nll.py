@@ -216,12 +216,18 @@ def _settings(args: argparse.Namespace, name: str) -> dict:
             "quick": bool(args.quick), "spec": spec(name, args.latent_dim)}  # fmt: skip
 
 
-def _cached(cache: Path, name: str, settings: dict) -> dict | None:
+def _cached(cache: Path, name: str, settings: dict, training_only: bool = False) -> dict | None:
+    """The cached result made with ``settings`` (``training_only``: whatever the evaluation
+    settings, k and iwae_n, were)."""
     meta, values = cache / f"{name}.json", cache / f"{name}.npy"
     if not meta.exists():
         return None
     saved = json.loads(meta.read_text())
-    if saved.get("settings") != json.loads(json.dumps(settings)):
+    wanted, had = json.loads(json.dumps(settings)), saved.get("settings", {})
+    if training_only:
+        wanted = {k: v for k, v in wanted.items() if k not in ("k", "iwae_n")}
+        had = {k: v for k, v in had.items() if k not in ("k", "iwae_n")}
+    if had != wanted:
         return None
     res = saved["result"]
     if values.exists():
@@ -253,6 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--resume", action="store_true", help="reuse cached results made with the same settings"
     )
+    parser.add_argument(
+        "--reuse-models",
+        action="store_true",
+        help="evaluate the models saved by an earlier run with the same training settings "
+        "(in --out) instead of training them again",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.epochs, args.cnn_epochs, args.iwae_n, args.k = 1, 1, 100, 50
@@ -279,20 +291,28 @@ def main(argv: list[str] | None = None) -> int:
             continue
         torch.manual_seed(args.seed)
         model = genlatent.build(settings["spec"]).to(device)
-        print(f"{name}: training {settings['epochs']} epochs", flush=True)
         start_means = getattr(model.prior, "means", None)
         start_means = None if start_means is None else start_means.detach().cpu().clone()
-        info = sci.fit_trainer(
-            model,
-            train_ds,
-            epochs=settings["epochs"],
-            batch_size=args.batch_size,
-            lr=args.lr,
-            seed=args.seed,
-            device=device,
-            out_dir=out_dir / f"fashion_mnist_{name}",
-            minutes=args.minutes,
-        )
+        run_dir = out_dir / f"fashion_mnist_{name}"
+        trained = _cached(cache, name, settings, training_only=True) if args.reuse_models else None
+        if trained is not None and (run_dir / "model").exists():
+            print(f"{name}: the model trained earlier, {run_dir / 'model'}", flush=True)
+            model = genlatent.load(run_dir / "model").to(device)
+            info = {k: v for k, v in trained.items() if k in ("epochs", "steps", "seconds")
+                    or k.startswith("train_")}  # fmt: skip
+        else:
+            print(f"{name}: training {settings['epochs']} epochs", flush=True)
+            info = sci.fit_trainer(
+                model,
+                train_ds,
+                epochs=settings["epochs"],
+                batch_size=args.batch_size,
+                lr=args.lr,
+                seed=args.seed,
+                device=device,
+                out_dir=run_dir,
+                minutes=args.minutes,
+            )
         start = time.perf_counter()
         res = evaluate(model, x_test, args.iwae_n, args.k, device)
         res.update(info, eval_seconds=time.perf_counter() - start, iwae_n=min(args.iwae_n, 10000))
