@@ -130,7 +130,7 @@ def test_cli_trains_vamp_with_iaf_on_the_iwae_bound(tmp_path) -> None:
             "--posterior", "iaf", "--set", "posterior.hidden=[8]", "--set",
             "objective.iwae_samples=3", "--set", "encoder.hidden=[8]", "--set",
             "decoder.hidden=[8]", "--latent-dim", 2, "--epochs", 2, "--batch-size", 16,
-            "--out", run)  # fmt: skip
+            "--no-plots", "--out", run)  # fmt: skip
     spec = json.loads((run / "model" / "spec.json").read_text())
     assert spec["prior"] == {"name": "vamp",
                              "params": {"components": 3, "link": "sigmoid", "init_std": 1.0}}
