@@ -331,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
                        recipe.LABEL_NAMES)  # fmt: skip
         _store(cache, name, settings, res)
     total = time.perf_counter() - begin
-    body = report(args, results, total)
+    print(f"this run: {sci.minutes(total)}")
+    body = report(args, results)
     print(body)
     if not args.no_report and not args.quick:
         import shutil
@@ -350,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def report(args: argparse.Namespace, results: dict, total: float) -> str:
+def report(args: argparse.Namespace, results: dict) -> str:
     rows = []
     for name, r in results.items():
         what = ROWS[name][4]
@@ -395,6 +396,7 @@ def report(args: argparse.Namespace, results: dict, total: float) -> str:
         d = paired(results, old, new)
         if d:
             lines.append(f"- paired, same images: NLL({new}) - NLL({old}) = {d} nats.")
+    spent = sum(r.get("seconds", 0.0) + r.get("eval_seconds", 0.0) for r in results.values())
     n_min = min((r.get("iwae_n", 10000) for r in results.values() if "nll" in r), default=10000)
     subset = (
         f" (the protocol scores all 10000; n = {n_min} here to fit the CPU time: the "
@@ -414,7 +416,7 @@ test images, ± its standard error{subset}; -ELBO over all 10000 test images. "v
 the paired difference NLL(row) - NLL(mlp-normal) on the same images, ± its standard error (far
 smaller than the rows' own: the images' difficulty cancels). pythae (same networks, data and
 budget, whole test set, measured for issue 16) beside its counterparts. Time = training +
-evaluation, per model. Total run {sci.minutes(total)}.
+evaluation, per model ({sci.minutes(spent)} in all; {args.threads} torch thread(s) per model).
 
 | model | what | test NLL, IWAE k={args.k} (nats) | test -ELBO | vs standard | pythae \
 | epochs | time |
