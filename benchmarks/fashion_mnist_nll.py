@@ -235,6 +235,26 @@ def _cached(cache: Path, name: str, settings: dict, training_only: bool = False)
     return res
 
 
+def _trained(cache: Path, run_dir: Path, name: str, settings: dict, model) -> dict | None:
+    """Training numbers of the model saved in ``run_dir`` when it was trained with these
+    settings (from the cache, else from the run's last metrics line), else None."""
+    saved = run_dir / "model" / "spec.json"
+    if not saved.exists() or json.loads(saved.read_text()) != model.spec:
+        return None
+    cached = _cached(cache, name, settings, training_only=True)
+    if cached is not None:
+        keep = ("epochs", "steps", "seconds")
+        return {k: v for k, v in cached.items() if k in keep or k.startswith("train_")}
+    rows = (run_dir / "metrics.jsonl").read_text().splitlines()
+    last = json.loads(rows[-1]) if rows else {}
+    if last.get("epoch") != settings["epochs"]:
+        return None
+    out = {"epochs": float(last["epoch"]), "steps": float(last["step"]),
+           "seconds": float(last["elapsed"])}  # fmt: skip
+    out.update({k: float(v) for k, v in last.items() if k.startswith("train_")})
+    return out
+
+
 def _store(cache: Path, name: str, settings: dict, res: dict) -> None:
     cache.mkdir(parents=True, exist_ok=True)
     if "per_example" in res:
@@ -294,12 +314,11 @@ def main(argv: list[str] | None = None) -> int:
         start_means = getattr(model.prior, "means", None)
         start_means = None if start_means is None else start_means.detach().cpu().clone()
         run_dir = out_dir / f"fashion_mnist_{name}"
-        trained = _cached(cache, name, settings, training_only=True) if args.reuse_models else None
-        if trained is not None and (run_dir / "model").exists():
+        trained = _trained(cache, run_dir, name, settings, model) if args.reuse_models else None
+        if trained is not None:
             print(f"{name}: the model trained earlier, {run_dir / 'model'}", flush=True)
             model = genlatent.load(run_dir / "model").to(device)
-            info = {k: v for k, v in trained.items() if k in ("epochs", "steps", "seconds")
-                    or k.startswith("train_")}  # fmt: skip
+            info = trained
         else:
             print(f"{name}: training {settings['epochs']} epochs", flush=True)
             info = sci.fit_trainer(
