@@ -60,7 +60,7 @@ ROWS: dict[str, tuple[str, object, object, dict, str]] = {
     "mlp-mixture-spread2": ("mlp", MIXTURE_OLD, "normal", {},
                             "mixture prior, 10 comp., old init (means ~ N(0, 2^2))"),
     "mlp-mixture": ("mlp", {"name": "mixture", "params": {"components": 10}}, "normal", {},
-                    "mixture prior, 10 comp., today's defaults"),
+                    "mixture prior, 10 comp., new init (means ~ N(0, 0.5^2))"),
     "mlp-vamp": ("mlp", "vamp", "normal", {}, "VampPrior, 500 pseudo-inputs"),
     "mlp-iaf": ("mlp", "standard_normal", {"name": "iaf", "params": {"num_flows": 3}}, {},
                 "IAF posterior, 3 flows"),
@@ -430,11 +430,12 @@ def report(args: argparse.Namespace, results: dict) -> str:
         if n_min < 10000
         else ""
     )
+    cnn = " (CNN row: channels 32, 64)" if "cnn-normal" in results else ""
     return f"""
 Protocol of issue 16. Data: Fashion-MNIST (Debian `dataset-fashion-mnist`, via
 `datasets/fashion_mnist.py`), 60000 train / 10000 test, statically binarised once: pixel ~
 Bernoulli(intensity/255) drawn with `numpy.random.default_rng({args.seed})`. Every model: MLP
-784-400-20 both ways (CNN row: channels 32, 64), Bernoulli likelihood, Adam lr {args.lr}, batch
+784-400-20 both ways{cnn}, Bernoulli likelihood, Adam lr {args.lr}, batch
 {args.batch_size}, {args.epochs} epochs, trained by `genlatent.Trainer` on the binarised HDF5
 file, seed {args.seed}. Test NLL = mean of `-model.iwae_bound(x, k={args.k})` over the first n
 test images, ± its standard error{subset}; -ELBO over all 10000 test images. "vs standard" is
