@@ -11,7 +11,9 @@ likelihood whose data kinds it supports:
   ``forward(params) -> Distribution`` with batch shape ``(B,)``, event shape ``(latent_dim,)``
   and ``rsample``.
 - ``Prior(latent_dim, **params)``: ``forward() -> Distribution`` with batch shape ``()`` and
-  event shape ``(latent_dim,)``; may hold learnable parameters.
+  event shape ``(latent_dim,)``; may hold learnable parameters. A prior made from the model's
+  own inference network (the VampPrior) sets ``needs_encoder = True``; the model then calls
+  its ``attach(model)`` once, right after it is built (see :class:`Prior`).
 - ``Decoder(data, latent_dim, num_params, **params)``: ``forward(z, x=None, lengths=None) ->
   (B, num_params, *data.shape)`` for every kind; token data too: the categorical likelihood
   has ``num_params = vocab_size``, so ``(B, vocab_size, L)`` where ``L`` is the length of ``x``
@@ -146,13 +148,34 @@ class Posterior(Part):
     def forward(self, params: Tensor) -> Distribution:  # pragma: no cover
         raise NotImplementedError
 
+    def point_code(self, q: Distribution) -> Tensor:
+        """One code per example, ``(B, latent_dim)``, for ``encode``, reconstructions and
+        maps: the mean of ``q`` by default. A posterior without a closed-form mean (a flow)
+        says here what it uses instead."""
+        return q.mean
+
 
 class Prior(Part):
-    """p(z): sampled, scored, possibly learned."""
+    """p(z): sampled, scored, possibly learned.
+
+    A prior that is built from the model's encoder and posterior (the VampPrior: a mixture of
+    the posteriors of learned pseudo-inputs) sets ``needs_encoder = True``. The model calls
+    :meth:`attach` once, at the end of its constructor, before any weight is loaded; the prior
+    keeps a plain (unregistered) reference to the model, so the encoder stays one submodule:
+    ``state_dict``, ``.to(device)`` and save/load see it once, under ``encoder``. Parameters
+    the prior makes in ``attach`` (pseudo-inputs) are its own and are saved with it.
+    """
+
+    #: True when ``forward`` needs the model's encoder and posterior (see :meth:`attach`).
+    needs_encoder: ClassVar[bool] = False
 
     def __init__(self, latent_dim: int) -> None:
         super().__init__()
         self.latent_dim = latent_dim
+
+    def attach(self, model: nn.Module) -> None:
+        """Called once by the model after it is built; the default does nothing. ``model``
+        has ``data``, ``encoder``, ``posterior`` and ``likelihood``."""
 
     def forward(self) -> Distribution:  # pragma: no cover
         raise NotImplementedError

@@ -428,6 +428,12 @@ def _build(spec: dict[str, Any], values: ValueSummary | None) -> LatentModel:
     if getattr(model_cls, "uses_posterior", True):
         posterior, resolved["posterior"] = _make("posterior", spec["posterior"], latent_dim)
         prior, resolved["prior"] = _make("prior", spec["prior"], latent_dim)
+        if conditions and getattr(prior, "needs_encoder", False):
+            # its pseudo-inputs would need conditions of their own: not defined yet
+            raise SpecError(
+                f"prior {spec['prior']['name']!r} is made from the encoder and cannot be used "
+                f"with conditions ({', '.join(conditions.names)}); use another prior"
+            )
         encoder_out = posterior.num_params * latent_dim
     else:  # recorded as named, unused
         posterior = prior = None
@@ -453,6 +459,11 @@ def _build(spec: dict[str, Any], values: ValueSummary | None) -> LatentModel:
         raise
     except (TypeError, ValueError) as exc:
         raise SpecError(f"{what}: bad values {spec['objective']}: {exc}") from None
+    if getattr(prior, "needs_encoder", False):  # resolved in Prior.attach, by the model
+        resolved["prior"] = {
+            "name": resolved["prior"]["name"],
+            "params": _resolved(f"prior {resolved['prior']['name']!r}", prior, {}),
+        }
     method = getattr(model, "resolved_objective", None)  # models with automatic choices
     resolved["objective"] = _plain_params(what, method() if callable(method) else objective)
     resolved = {field: resolved[field] for field in spec}  # the spec's own field order

@@ -6,8 +6,9 @@ Importing this package registers the built-in parts (``registry.priors``,
 
 from __future__ import annotations
 
-from . import kl, likelihoods, posteriors, priors
-from .kl import kl_divergence, kl_method, monte_carlo_kl, register_kl
+from . import flows, kl, likelihoods, posteriors, priors
+from .flows import FlowDistribution, IAFPosterior, SplinePosterior
+from .kl import kl_divergence, kl_method, monte_carlo_kl, register_kl, rsample_with_log_prob
 from .likelihoods import (
     BernoulliLikelihood,
     CategoricalLikelihood,
@@ -16,9 +17,10 @@ from .likelihoods import (
     PoissonLikelihood,
 )
 from .posteriors import LaplacePosterior, NormalPosterior
-from .priors import LaplacePrior, MixturePrior, StandardNormalPrior
+from .priors import LaplacePrior, MixturePrior, StandardNormalPrior, VampPrior
 
 __all__ = [
+    "flows",
     "kl",
     "likelihoods",
     "posteriors",
@@ -27,6 +29,10 @@ __all__ = [
     "kl_method",
     "monte_carlo_kl",
     "register_kl",
+    "rsample_with_log_prob",
+    "FlowDistribution",
+    "IAFPosterior",
+    "SplinePosterior",
     "BernoulliLikelihood",
     "CategoricalLikelihood",
     "GaussianLikelihood",
@@ -37,4 +43,5 @@ __all__ = [
     "LaplacePrior",
     "MixturePrior",
     "StandardNormalPrior",
+    "VampPrior",
 ]

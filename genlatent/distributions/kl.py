@@ -32,6 +32,7 @@ __all__ = [
     "kl_method",
     "monte_carlo_kl",
     "register_kl",
+    "rsample_with_log_prob",
 ]
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,25 @@ def monte_carlo_kl(q: Distribution, p: Distribution, num_samples: int = 1) -> Te
         raise ValueError(
             f"Monte-Carlo KL needs a reparameterisable q; {_name(q)} has no rsample"
         )
-    z = q.rsample((num_samples,))
-    return (q.log_prob(z) - p.log_prob(z)).mean(0)
+    z, log_q = rsample_with_log_prob(q, (num_samples,))
+    return (log_q - p.log_prob(z)).mean(0)
+
+
+def rsample_with_log_prob(
+    q: Distribution, sample_shape: tuple[int, ...] = ()
+) -> tuple[Tensor, Tensor]:
+    """Reparameterised draws of q and their log densities, ``(z, log q(z))``.
+
+    A distribution with its own ``rsample_with_log_prob`` (the flow posteriors of
+    :mod:`genlatent.distributions.flows`) scores its draws in the forward pass; inverting an
+    autoregressive flow to score an arbitrary z takes one network pass per latent dimension.
+    Every other distribution draws, then scores.
+    """
+    method = getattr(q, "rsample_with_log_prob", None)
+    if callable(method):
+        return method(sample_shape)
+    z = q.rsample(sample_shape)
+    return z, q.log_prob(z)
 
 
 def kl_divergence_and_method(

@@ -13,6 +13,16 @@ at ``kl_warmup_steps`` (at once if 0); ``"cyclical"`` (Fu et al. 2019) repeats t
 its first ``kl_cycle_ratio`` and holds ``beta`` for the rest; after the last cycle it stays at
 ``beta``. Without a step (evaluation) the weight is ``beta``.
 
+``iwae_samples`` (k, Burda et al. 2016): with k > 1 the loss is the negative importance-weighted
+bound ``-log (1/k) sum_i p(x | z_i) p(z_i)^w / q(z_i | x)^w`` over k draws ``z_i ~ q`` (every
+draw is decoded: k times the decoder's cost), tighter than the ELBO and equal to it for k = 1.
+The KL weight ``w = kl_weight(step)`` (``beta`` and its schedule) tempers the prior-to-posterior
+ratio inside each weight (w = 1: the IWAE bound itself); ``free_bits`` has no per-dimension KL to
+floor there and is refused with k > 1. The metrics stay the ELBO's terms (``reconstruction``
+and ``kl`` averaged over the k draws, or the closed-form KL when there is one) plus
+``neg_iwae``, the negative bound with w = 1. With k = 1 (the default) the loss is the ELBO
+above, with its closed-form KL where there is one.
+
 ``free_bits`` (Kingma et al. 2016) is a KL floor of that many nats per latent dimension: in the
 loss each dimension's KL, averaged over the batch, counts as ``max(free_bits, KL_d)``, so the
 optimiser gains nothing by pushing a dimension's KL below the floor and the decoder keeps a
@@ -32,7 +42,7 @@ from torch.distributions import Distribution, Independent
 
 from .. import registry
 from ..dataspec import DataSpec
-from ..distributions.kl import kl_divergence_and_method, kl_method
+from ..distributions.kl import kl_divergence_and_method, kl_method, rsample_with_log_prob
 from ..errors import SpecError
 from ..parts import Decoder, Encoder, Likelihood, Posterior, Prior
 from .base import LatentModel
@@ -72,7 +82,8 @@ class VAE(LatentModel):
     weight from 0 to ``beta``), ``kl_cycle_steps``, ``kl_cycle_ratio``, ``kl_cycles``
     (cyclical schedule), ``free_bits`` (KL floor in nats per latent dimension, 0: off),
     ``kl_samples`` (draws of the Monte-Carlo KL, used only when the posterior / prior pair
-    has no closed form).
+    has no closed form), ``iwae_samples`` (k > 1: train on the k-sample importance-weighted
+    bound instead of the ELBO).
     """
 
     # models saved before these options existed were trained without them
@@ -82,6 +93,7 @@ class VAE(LatentModel):
         "kl_cycle_ratio": 0.5,
         "kl_cycles": 0,
         "free_bits": 0.0,
+        "iwae_samples": 1,
     }
 
     def __init__(
@@ -102,6 +114,7 @@ class VAE(LatentModel):
         kl_cycles: int = 0,
         free_bits: float = 0.0,
         kl_samples: int = 1,
+        iwae_samples: int = 1,
     ) -> None:
         if posterior is None or prior is None:
             raise SpecError("model 'vae' needs a posterior and a prior")
@@ -118,6 +131,13 @@ class VAE(LatentModel):
         _check_number("kl_cycles", kl_cycles, 0, integer=True)
         _check_number("free_bits", free_bits, 0)
         _check_number("kl_samples", kl_samples, 1, integer=True)
+        _check_number("iwae_samples", iwae_samples, 1, integer=True)
+        if iwae_samples > 1 and free_bits > 0:
+            raise SpecError(
+                f"objective 'free_bits' ({free_bits}) has no meaning with 'iwae_samples' "
+                f"({iwae_samples}) > 1: the importance-weighted bound has no per-dimension KL "
+                "to floor; set one of them off"
+            )
         super().__init__(
             data=data,
             latent_dim=latent_dim,
@@ -135,7 +155,9 @@ class VAE(LatentModel):
         self.kl_cycles = int(kl_cycles)
         self.free_bits = float(free_bits)
         self.kl_samples = int(kl_samples)
+        self.iwae_samples = int(iwae_samples)
         self._last_kl_method = "analytic"
+        prior.attach(self)  # priors made from the encoder (VampPrior) take it now
 
     # ------------------------------------------------------------------ pieces
 
@@ -148,8 +170,9 @@ class VAE(LatentModel):
     def encode_mean(
         self, x: Tensor, lengths: Tensor | None = None, condition: Tensor | None = None
     ) -> Tensor:
-        """The posterior mean of each example, ``(B, latent_dim)``."""
-        return self.encode(x, lengths, condition).mean
+        """The point code of each example, ``(B, latent_dim)``: the posterior mean (a flow
+        posterior: its flows applied to the base mean; see ``Posterior.point_code``)."""
+        return self.posterior.point_code(self.encode(x, lengths, condition))
 
     @property
     def kl_method(self) -> str:
@@ -235,6 +258,8 @@ class VAE(LatentModel):
         step: int | None = None,
         condition: Tensor | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
+        if self.iwae_samples > 1:
+            return self._iwae_objective(x, lengths, step, condition)
         terms, per_dim = self._terms(x, lengths, condition)
         weight = self.kl_weight(step)
         kl = terms["kl"]
@@ -248,6 +273,55 @@ class VAE(LatentModel):
             "kl_weight": kl.new_full((), weight),
             "kl_analytic": kl.new_full((), analytic),
         }
+
+    def _iwae_objective(
+        self, x: Tensor, lengths: Tensor | None, step: int | None, condition: Tensor | None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The negative k-sample bound as the loss (see the module docstring)."""
+        k = self.iwae_samples
+        q = self.encode(x, lengths, condition)
+        p = self.prior()
+        log_px, log_ratio = self._importance_terms(q, p, x, lengths, k, condition)  # (k, B)
+        weight = self.kl_weight(step)
+        tempered = log_px + weight * log_ratio if weight != 1.0 else log_px + log_ratio
+        loss = math.log(k) - torch.logsumexp(tempered, dim=0)
+        with torch.no_grad():
+            if kl_method(q, p) == "analytic":
+                kl, self._last_kl_method = kl_divergence_and_method(q, p)
+            else:
+                kl, self._last_kl_method = -log_ratio.mean(0), "monte_carlo"
+            reconstruction = -log_px.mean(0)
+            neg_iwae = math.log(k) - torch.logsumexp(log_px + log_ratio, dim=0)
+        analytic = 1.0 if self._last_kl_method == "analytic" else 0.0
+        return loss, {
+            "reconstruction": reconstruction,
+            "kl": kl,
+            "neg_elbo": reconstruction + kl,
+            "neg_iwae": neg_iwae,
+            "kl_weight": kl.new_full((), weight),
+            "kl_analytic": kl.new_full((), analytic),
+        }
+
+    def _importance_terms(
+        self,
+        q: Distribution,
+        p: Distribution,
+        x: Tensor,
+        lengths: Tensor | None,
+        k: int,
+        condition: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """``log p(x | z_i)`` and ``log p(z_i) - log q(z_i | x)`` for k draws, each ``(k, B)``.
+
+        Each z is scored by q in the pass that drew it (flows are never inverted), and by the
+        prior after that."""
+        z, log_q = rsample_with_log_prob(q, (k,))  # (k, B, D), (k, B)
+        batch = x.shape[0]
+        x_rep = x.unsqueeze(0).expand(k, *x.shape).reshape(k * batch, *x.shape[1:])
+        len_rep = None if lengths is None else lengths.repeat(k)
+        cond_rep = None if condition is None else condition.repeat(k, 1)
+        log_px = -self.reconstruction_nll(z.reshape(k * batch, -1), x_rep, len_rep, cond_rep)
+        return log_px.view(k, batch), p.log_prob(z) - log_q
 
     def iwae_bound(
         self, x: Tensor, k: int, lengths: Tensor | None = None, batch_k: int | None = 16,
@@ -265,16 +339,12 @@ class VAE(LatentModel):
         chunk = k if batch_k is None else max(1, min(int(batch_k), k))
         q = self.encode(x, lengths, condition)
         p = self.prior()
-        batch = x.shape[0]
         log_weights = []
         for start in range(0, k, chunk):
-            c = min(chunk, k - start)
-            z = q.rsample((c,))  # (c, B, D)
-            x_rep = x.unsqueeze(0).expand(c, *x.shape).reshape(c * batch, *x.shape[1:])
-            len_rep = None if lengths is None else lengths.repeat(c)
-            cond_rep = None if condition is None else condition.repeat(c, 1)
-            log_px = -self.reconstruction_nll(z.reshape(c * batch, -1), x_rep, len_rep, cond_rep)
-            log_weights.append(log_px.view(c, batch) + p.log_prob(z) - q.log_prob(z))
+            log_px, log_ratio = self._importance_terms(
+                q, p, x, lengths, min(chunk, k - start), condition
+            )
+            log_weights.append(log_px + log_ratio)
         return torch.logsumexp(torch.cat(log_weights, 0), dim=0) - math.log(k)
 
     # ------------------------------------------------------------------ generation
