@@ -210,6 +210,27 @@ def test_networks_read_the_condition(name, data, likelihood):
         model.encode_mean(x, lengths, condition=torch.zeros(3, 2))
 
 
+@pytest.mark.parametrize("name, data, likelihood", NETWORKS[:1])
+def test_conditional_iwae_objective_and_vamp_refusal(name, data, likelihood):
+    """IWAE training threads the condition through every draw; the VampPrior, made from the
+    encoder's pseudo-inputs (which have no condition), is refused in one line."""
+    spec = {"data": data, "encoder": name, "decoder": name, "likelihood": likelihood,
+            "latent_dim": 2, "condition": SPEC_CONDITION,
+            "objective": {"iwae_samples": 4}}  # fmt: skip
+    model = genlatent.build(spec, seed=0)
+    x, lengths = _inputs(data)
+    c1, c2 = torch.zeros(3, 3), torch.tensor([[1.5, 0.0, 1.0]] * 3)
+    torch.manual_seed(0)
+    loss1, terms = model.objective(x, lengths, step=0, condition=c1)
+    torch.manual_seed(0)
+    loss2, _ = model.objective(x, lengths, step=0, condition=c2)
+    assert loss1.shape == (3,) and "neg_iwae" in terms
+    assert not torch.allclose(loss1, loss2)
+    with pytest.raises(SpecError, match=r"prior 'vamp' is made from the encoder and cannot "
+                       r"be used with conditions \(T, g\)"):  # fmt: skip
+        genlatent.build({**spec, "prior": "vamp", "objective": {}})
+
+
 @pytest.mark.parametrize("name, data, likelihood", NETWORKS)
 def test_unconditioned_builds_are_unchanged(name, data, likelihood):
     """condition_dim=0 is today's network: same weights, no new params recorded."""
