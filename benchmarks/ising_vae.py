@@ -52,27 +52,6 @@ STYLE_TEXT = {
 }
 
 
-def make_data(path: Path, size: int, temps: int, samples: int, seed: int) -> float:
-    """Generate the Ising file unless it exists with the same settings; returns seconds."""
-    if path.exists():
-        with h5py.File(path, "r") as f:
-            same = (
-                f.attrs.get("L") == size
-                and f.attrs.get("seed") == seed
-                and len(f.attrs.get("temperatures", [])) == temps
-                and f["x"].shape[0] == temps * samples
-            )
-        if same:
-            return 0.0
-    ising = sci.load_recipe("ising")
-    start = time.perf_counter()
-    result = ising.simulate(size, ising.temperature_grid(temps), samples, seed=seed)
-    ising.write_h5(
-        path, result, seed=seed, equilibrate=200, decorrelate=10, chains_per_temperature=4
-    )
-    return time.perf_counter() - start
-
-
 def spec(size: int, latent_dim: int, channels: list[int], style: str = "light") -> dict:
     net = {"channels": channels, "padding_mode": "circular", "hidden": [64], "style": style}
     return {
@@ -214,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     begin = time.perf_counter()
 
     data_path = Path(args.data)
-    gen_s = make_data(data_path, args.size, args.temperatures, args.samples, args.seed)
+    ising = sci.load_recipe("ising")
+    gen_s = sci.ising_data(data_path, args.size, ising.temperature_grid(args.temperatures),
+                           args.samples, args.seed)  # fmt: skip
     with h5py.File(data_path, "r") as f:
         x = torch.from_numpy(f["x"][:]).float()
         t = f["temperature"][:].astype(np.float64)

@@ -128,10 +128,16 @@ class IsingSampler:
 
     def observables(self) -> tuple[np.ndarray, np.ndarray]:
         """Signed magnetisation and energy per site of every chain."""
-        s = self.spins.astype(np.int32)
-        m = s.mean(axis=(1, 2))
-        e = -(s * (np.roll(s, -1, axis=1) + np.roll(s, -1, axis=2))).mean(axis=(1, 2))
-        return m, e
+        return observables(self.spins)
+
+
+def observables(spins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Signed magnetisation and energy per site (J = 1, periodic) of configurations
+    ``(N, L, L)`` with spins in {-1, +1}: simulated ones, or ones a model generated."""
+    s = np.asarray(spins, dtype=np.float64)
+    m = s.mean(axis=(1, 2))
+    e = -(s * (np.roll(s, -1, axis=1) + np.roll(s, -1, axis=2))).mean(axis=(1, 2))
+    return m, e
 
 
 def simulate(
