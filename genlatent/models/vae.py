@@ -283,7 +283,7 @@ class VAE(LatentModel):
         p = self.prior()
         log_px, log_ratio = self._importance_terms(q, p, x, lengths, k, condition)  # (k, B)
         weight = self.kl_weight(step)
-        tempered = log_px + weight * log_ratio if weight != 1.0 else log_px + log_ratio
+        tempered = log_px + weight * log_ratio  # weight 1: the bound itself (1.0 * x is x)
         loss = math.log(k) - torch.logsumexp(tempered, dim=0)
         with torch.no_grad():
             if kl_method(q, p) == "analytic":
