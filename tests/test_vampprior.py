@@ -59,18 +59,39 @@ def test_the_encoder_is_held_once_and_gradients_reach_pseudo_inputs() -> None:
     assert all(p.grad is not None for p in model.encoder.parameters())
 
 
-LINKS = [("bernoulli", "vectors", "sigmoid"), ("gaussian", "vectors", "identity"),
+LINKS = [("bernoulli", "vectors", "clip"), ("gaussian", "vectors", "identity"),
          ("poisson", "counts", "softplus")]  # fmt: skip
+#: the pseudo-inputs' recorded start (init_mean, init_std) by link
+STARTS = {"clip": (0.05, 0.01), "identity": (0.0, 1.0), "softplus": (0.0, 1.0)}
 
 
 @pytest.mark.parametrize(("likelihood", "kind", "link"), LINKS)
 def test_auto_link_follows_the_likelihood_and_is_recorded(likelihood, kind, link) -> None:
     model = genlatent.build(vector_spec(likelihood, kind=kind), seed=0)
-    assert model.spec["prior"]["params"] == {"components": K, "link": link, "init_std": 1.0}
+    mean, std = STARTS[link]
+    assert model.spec["prior"]["params"] == {
+        "components": K, "link": link, "init_std": std, "init_mean": mean
+    }
     again = genlatent.build(model.spec, seed=0)
     assert again.prior.link == link
+    torch.testing.assert_close(again.prior.pseudo_inputs, model.prior.pseudo_inputs)
     if link == "softplus":
         assert (model.prior.pseudo_inputs > 0).all()
+    if link == "clip":  # near-black starts, in [0, 1], moved by the gradient where inside
+        u = model.prior.pseudo_inputs.detach()
+        assert 0.0 <= float(u.min()) and float(u.max()) <= 1.0
+        assert abs(float(u.mean()) - 0.05) < 0.005
+
+
+def test_a_model_saved_before_the_clip_link_keeps_its_sigmoid_and_start() -> None:
+    spec = vector_spec()
+    spec["prior"] = {"name": "vamp", "params": {"components": K, "link": "sigmoid",
+                                                "init_std": 1.0}}  # fmt: skip
+    model = genlatent.build(spec, seed=0)
+    assert model.spec["prior"]["params"]["init_mean"] == 0.0
+    raw = model.prior.raw_inputs.detach()
+    torch.testing.assert_close(model.prior.pseudo_inputs, torch.sigmoid(raw))
+    assert 0.6 < float(raw.std()) < 1.4  # N(0, 1) before the sigmoid, as before issue 16
 
 
 def test_sample_picks_a_component_and_draws_its_posterior() -> None:
@@ -96,7 +117,8 @@ def test_token_data_and_bad_parameters_are_refused_in_one_line() -> None:
         genlatent.build(tokens)
     assert "\n" not in str(info.value)
     for params, word in [({"components": 0}, "components"), ({"link": "tanh"}, "link"),
-                         ({"init_std": 0}, "init_std")]:  # fmt: skip
+                         ({"init_std": 0}, "init_std"), ({"init_mean": "x"}, "init_mean"),
+                         ({"link": "clip", "init_std": -1.0}, "init_std")]:  # fmt: skip
         with pytest.raises(SpecError, match=word):
             genlatent.build(vector_spec(**params))
 
@@ -132,8 +154,8 @@ def test_cli_trains_vamp_with_iaf_on_the_iwae_bound(tmp_path) -> None:
             "decoder.hidden=[8]", "--latent-dim", 2, "--epochs", 2, "--batch-size", 16,
             "--no-plots", "--out", run)  # fmt: skip
     spec = json.loads((run / "model" / "spec.json").read_text())
-    assert spec["prior"] == {"name": "vamp",
-                             "params": {"components": 3, "link": "sigmoid", "init_std": 1.0}}
+    assert spec["prior"] == {"name": "vamp", "params": {"components": 3, "link": "clip",
+                                                        "init_std": 0.01, "init_mean": 0.05}}
     assert spec["posterior"]["name"] == "iaf"
     assert spec["objective"]["iwae_samples"] == 3
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

@@ -2,7 +2,10 @@
 
 ``q(z|x)`` is the distribution of ``z = f_K(... f_1(e))`` with ``e ~ N(mu(x), sigma(x)^2)``:
 the encoder gives ``mu`` and ``sigma`` (as for the ``normal`` posterior) and the flows
-``f_1 .. f_K`` are global (shared by every example), as in pythae's VAE_IAF:
+``f_1 .. f_K`` are global (shared by every example), as in pythae's VAE_IAF, or, with
+``context=True``, conditioned on a context ``h(x)`` that the encoder emits beside ``mu`` and
+``sigma`` (``latent_dim`` more numbers: the posterior's ``num_params`` is 3), as in Kingma et
+al.'s IAF, so the flow's shape can differ from example to example:
 
 - ``iaf``: inverse autoregressive flows (Kingma et al. 2016), Pyro's ``AffineAutoregressive``
   in its numerically stable gated form, each with an ``AutoRegressiveNN`` (a MADE);
@@ -29,8 +32,13 @@ from typing import Any
 
 import pyro.distributions as dist
 import torch
-from pyro.distributions.transforms import AffineAutoregressive, SplineAutoregressive
-from pyro.nn import AutoRegressiveNN
+from pyro.distributions.transforms import (
+    AffineAutoregressive,
+    ConditionalAffineAutoregressive,
+    ConditionalSplineAutoregressive,
+    SplineAutoregressive,
+)
+from pyro.nn import AutoRegressiveNN, ConditionalAutoRegressiveNN
 from torch import Tensor, nn
 from torch.distributions import Transform, constraints
 from torch.distributions.utils import _sum_rightmost
@@ -113,37 +121,57 @@ class FlowPosterior(LocScalePosterior):
         num_flows: int = 3,
         hidden: int | Sequence[int] = (128, 128),
         min_scale: float = 1e-4,
+        context: bool = False,
     ) -> None:
         super().__init__(latent_dim, min_scale=min_scale)
+        if not isinstance(context, bool):
+            raise ValueError(f"parameter 'context' must be true or false, got {context!r}")
+        self.context = context
+        self.num_params = 3 if context else 2  # loc, scale (and the context h)
         self.num_flows = _positive_int("num_flows", num_flows)
         self.hidden = _hidden(hidden)
         self.flows = nn.ModuleList(self.make_flow() for _ in range(self.num_flows))
         self._reverse = Reverse()
 
-    def _arn(self, param_dims: list[int] | None = None) -> AutoRegressiveNN:
+    def _arn(self, param_dims: list[int] | None = None) -> nn.Module:
         """A MADE over the latent dimensions in their given order (the flow's order is set by
-        the reversals between flows, so nothing is random here)."""
+        the reversals between flows, so nothing is random here); with ``context``, one that
+        also sees the context h (``latent_dim`` features)."""
         d = self.latent_dim
         kwargs: dict[str, Any] = {"permutation": torch.arange(d)}
         if param_dims is not None:
             kwargs["param_dims"] = param_dims
+        if self.context:
+            return ConditionalAutoRegressiveNN(d, d, self.hidden, **kwargs)
         return AutoRegressiveNN(d, self.hidden, **kwargs)
 
     def make_flow(self) -> nn.Module:  # pragma: no cover
         raise NotImplementedError
 
-    def transforms(self) -> list[Transform]:
+    def transforms(self, context: Tensor | None = None) -> list[Transform]:
+        """The flows (conditioned on ``context`` ``(B, latent_dim)`` when the posterior has
+        one) with the reversals between them."""
         out: list[Transform] = []
         for i, flow in enumerate(self.flows):
             if i:
                 out.append(self._reverse)
-            out.append(flow)
+            out.append(flow.condition(context) if self.context else flow)
         return out
 
     def forward(self, params: Tensor) -> FlowDistribution:
+        d = self.latent_dim
+        if self.context:
+            if params.dim() != 2 or params.shape[-1] != 3 * d:
+                raise ValueError(
+                    f"{type(self).__name__} with context expects encoder output (B, {3 * d}), "
+                    f"got {tuple(params.shape)}"
+                )
+            params, context = params[:, : 2 * d], params[:, 2 * d :]
+        else:
+            context = None
         loc, scale = self.split(params)
         base = dist.Normal(loc, scale, validate_args=False).to_event(1)
-        return FlowDistribution(base, self.transforms(), validate_args=False)
+        return FlowDistribution(base, self.transforms(context), validate_args=False)
 
     def point_code(self, q: dist.Distribution) -> Tensor:
         return q.point if isinstance(q, FlowDistribution) else q.mean
@@ -155,6 +183,8 @@ class IAFPosterior(FlowPosterior):
     autoregressive steps, each a MADE with hidden layers ``hidden``."""
 
     def make_flow(self) -> nn.Module:
+        if self.context:
+            return ConditionalAffineAutoregressive(self._arn(), stable=True)
         return AffineAutoregressive(self._arn(), stable=True)
 
 
@@ -171,17 +201,19 @@ class SplinePosterior(FlowPosterior):
         count_bins: int = 8,
         bound: float = 3.0,
         min_scale: float = 1e-4,
+        context: bool = False,
     ) -> None:
         self.count_bins = _positive_int("count_bins", count_bins)
         if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not bound > 0:
             raise ValueError(f"parameter 'bound' must be a positive number, got {bound!r}")
         self.bound = float(bound)
-        super().__init__(latent_dim, num_flows=num_flows, hidden=hidden, min_scale=min_scale)
+        super().__init__(
+            latent_dim, num_flows=num_flows, hidden=hidden, min_scale=min_scale, context=context
+        )
 
     def make_flow(self) -> nn.Module:
         bins = self.count_bins
         # widths, heights, derivatives (bins - 1 inner knots), lambdas: Pyro's linear order
         arn = self._arn(param_dims=[bins, bins, bins - 1, bins])
-        return SplineAutoregressive(
-            self.latent_dim, arn, count_bins=bins, bound=self.bound, order="linear"
-        )
+        flow = ConditionalSplineAutoregressive if self.context else SplineAutoregressive
+        return flow(self.latent_dim, arn, count_bins=bins, bound=self.bound, order="linear")
