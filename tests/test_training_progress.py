@@ -65,11 +65,14 @@ def test_fit_off_a_terminal_writes_one_line_per_short_epoch(tmp_path, capsys) ->
     ("prior", "line"),
     [("standard_normal", "KL: analytic (closed form Normal || Normal)"),
      ("mixture", "KL: Monte Carlo, 3 samples per step (no closed form for "
-                 "Normal || mixture of Normal)")],
+                 "Normal || mixture of Normal)"),
+     ("iaf", "KL: Monte Carlo, 3 samples per step (no closed form for "
+             "flow of Normal || Normal)")],
 )
 def test_the_kl_method_is_said_once_at_fit_start(tmp_path, capsys, prior, line) -> None:
+    parts = {"posterior": prior} if prior == "iaf" else {"prior": prior}
     model = genlatent.build({"data": {"kind": "vectors", "shape": [6]}, "latent_dim": 2,
-                             "prior": prior, "objective": {"kl_samples": 3}})
+                             **parts, "objective": {"kl_samples": 3}})
     loader = [{"x": torch.ones(4, 6)}] * 3
     genlatent.Trainer(epochs=2, device="cpu", out_dir=tmp_path, progress=False).fit(model, loader)
     err = capsys.readouterr().err.splitlines()

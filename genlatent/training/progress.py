@@ -138,7 +138,12 @@ def kl_method_of(model: Any) -> str | None:
 
 
 def _family(d: Any) -> str:
-    """``Normal`` for ``Independent(Normal)``; a mixture by its components' family."""
+    """``Normal`` for ``Independent(Normal)``; a mixture by its components' family; a flow
+    (a transformed distribution) as ``flow of`` its base's family."""
+    from torch.distributions import TransformedDistribution
+
+    if isinstance(d, TransformedDistribution) and d.transforms:
+        return f"flow of {_family(d.base_dist)}"
     while hasattr(d, "base_dist"):
         d = d.base_dist
     components = getattr(d, "component_distribution", None)
