@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from test_models import LIKELIHOODS, NATURAL_DATA, token_batch, token_spec, vector_spec
 from torch.distributions import Independent, Normal, kl_divergence
 
 import genlatent
@@ -113,6 +114,38 @@ def test_model_kl_method_and_terms():
     assert bound.shape == (5,) and torch.isfinite(bound).all()
     with pytest.raises(SpecError, match="conditioned on T, g"):
         many.sample(3)
+
+
+@pytest.mark.parametrize("likelihood", LIKELIHOODS, ids=lambda v: f"{v[0]}-{len(v[1])}")
+def test_trains_with_every_likelihood(likelihood):
+    """Two optimiser steps: finite losses, and every prior parameter learns (the MLP's hidden
+    layer from the second step on: its output layer starts at zero)."""
+    name, params = likelihood
+    parts = {"likelihood": {"name": name, "params": params}, "condition": CONDITION,
+             "prior": {"name": "conditional_mixture", "params": {"components": 3, "hidden": 8}}}
+    if name == "categorical":
+        x, lengths = token_batch()
+        batch = {"x": x, "lengths": lengths}
+        model = genlatent.build(token_spec(**parts))
+    else:
+        kind, make = NATURAL_DATA[name]
+        spec = vector_spec(dim=6, **parts)
+        spec["data"]["kind"] = kind
+        batch = {"x": make()}
+        model = genlatent.build(spec)
+    batch["condition"] = torch.randn(batch["x"].shape[0], C)
+    before = {n: p.detach().clone() for n, p in model.prior.named_parameters()}
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for step in range(2):
+        loss, _ = model.loss(batch, step=step)
+        assert torch.isfinite(loss)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for n, p in model.prior.named_parameters():
+        assert not torch.equal(p, before[n]), n
+    z = model.sample(2, condition=batch["condition"][:2])
+    assert (z[0] if name == "categorical" else z).shape[0] == 2
 
 
 def test_round_trip_saves_and_samples_the_same(tmp_path):
