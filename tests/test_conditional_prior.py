@@ -215,6 +215,11 @@ def test_cli_train_and_sample(tmp_path, data):
         assert np.allclose(f["T"][()], 2.5)
     result = runner.invoke(cli, ["sample", str(run), "-n", "3", "--out", str(tmp_path / "n.h5")])
     assert result.exit_code == 2 and "conditioned on T" in result.stderr
+    result = runner.invoke(cli, ["evaluate", str(run), str(data), "--iwae-samples", "3",
+                                 "--json"])  # ELBO and IWAE bound against p(z | T) per row
+    assert result.exit_code == 0, result.output + result.stderr
+    result = runner.invoke(cli, ["info", str(run)])
+    assert result.exit_code == 0 and "conditional_mixture" in result.output
 
 
 def test_cli_refuses_it_without_condition(tmp_path, data):
