@@ -63,7 +63,7 @@ def test_starts_as_the_unconditional_mixture():
     torch.manual_seed(0)
     prior = ConditionalMixturePrior(8, condition_dim=C, components=10)
     with torch.no_grad():
-        logits, means, scales = prior.parameters_at(torch.randn(50, C) * 3)
+        logits, means, scales = prior.mixture_at(torch.randn(50, C) * 3)
     assert torch.equal(logits, torch.zeros(50, 10))
     assert torch.allclose(scales, torch.ones_like(scales), atol=1e-5)
     assert torch.equal(means, means[:1].expand_as(means))  # the same for every condition

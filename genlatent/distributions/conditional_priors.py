@@ -77,7 +77,7 @@ class ConditionalMixturePrior(Prior):
                 ])
             )
 
-    def parameters_at(self, condition: Tensor) -> tuple[Tensor | None, Tensor, Tensor]:
+    def mixture_at(self, condition: Tensor) -> tuple[Tensor | None, Tensor, Tensor]:
         """Logits ``(B, K)`` (None for K = 1), means and scales ``(B, K, latent_dim)`` at
         ``condition`` ``(B, condition_dim)``."""
         if condition.dim() != 2 or condition.shape[-1] != self.condition_dim:
@@ -94,7 +94,7 @@ class ConditionalMixturePrior(Prior):
         return logits, means, scales
 
     def forward(self, condition: Tensor) -> dist.Distribution:  # type: ignore[override]
-        logits, means, scales = self.parameters_at(condition)
+        logits, means, scales = self.mixture_at(condition)
         if logits is None:
             return dist.Normal(means[:, 0], scales[:, 0], validate_args=False).to_event(1)
         parts = dist.Normal(means, scales, validate_args=False).to_event(1)
