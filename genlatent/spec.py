@@ -433,6 +433,11 @@ def _build(spec: dict[str, Any], values: ValueSummary | None) -> LatentModel:
         prior, resolved["prior"] = _make(
             "prior", spec["prior"], latent_dim, given=conditioned if takes else None
         )
+        if takes and not conditions:  # a plugin prior p(z | c) that did not refuse itself
+            raise SpecError(
+                f"prior {spec['prior']['name']!r} is p(z | c) and needs a conditional model: "
+                "train with --condition COLUMN"
+            )
         if conditions and getattr(prior, "needs_encoder", False):
             # its pseudo-inputs would need conditions of their own: not defined yet
             raise SpecError(

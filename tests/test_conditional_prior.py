@@ -17,6 +17,7 @@ from genlatent import registry
 from genlatent.cli.main import cli
 from genlatent.distributions import ConditionalMixturePrior
 from genlatent.errors import SpecError
+from genlatent.parts import Prior
 
 CONDITION = [
     {"name": "T", "kind": "numeric", "mean": 2.0, "std": 0.5},
@@ -176,6 +177,42 @@ def test_refused_without_conditions():
     message = str(err.value)
     assert "\n" not in message
     assert "prior 'conditional_mixture'" in message and "--condition" in message
+
+
+class _PluginConditionalPrior(Prior):
+    """A plugin's p(z | c): a normal whose mean is c's first value in every dimension; it
+    does not check its condition_dim itself."""
+
+    takes_condition = True
+
+    def __init__(self, latent_dim: int, condition_dim: int = 0) -> None:
+        super().__init__(latent_dim)
+
+    def forward(self, condition):
+        loc = condition[:, :1].expand(-1, self.latent_dim)
+        return Independent(Normal(loc, torch.ones_like(loc)), 1)
+
+
+def test_plugin_prior_contract():
+    """The model hands a plugin's p(z | c) the batch's condition (the KL is the closed form
+    against N(c_0, I)); without conditions the build refuses it for the plugin."""
+    registry.priors.add("cprior_test_plugin", _PluginConditionalPrior, replace=True)
+    try:
+        model = genlatent.build({**spec(), "prior": "cprior_test_plugin"}, seed=0)
+        assert model.spec["prior"] == {"name": "cprior_test_plugin", "params": {}}
+        x, c = torch.rand(4, 6).round(), torch.randn(4, C)
+        q = model.encode(x, condition=c)
+        loc = c[:, :1].expand(-1, 2)
+        expected = kl_divergence(q, Independent(Normal(loc, torch.ones_like(loc)), 1))
+        assert torch.allclose(model.elbo(x, condition=c)["kl"], expected)
+        torch.manual_seed(1)
+        z = model.sample_codes(500, torch.tensor([4.0, 0.0, 1.0]))
+        assert float(z.mean()) == pytest.approx(4.0, abs=0.1)
+        refusal = r"prior 'cprior_test_plugin' is p\(z \| c\) and needs a conditional model"
+        with pytest.raises(SpecError, match=refusal + ": train with --condition"):
+            genlatent.build({**spec(condition=None), "prior": "cprior_test_plugin"})
+    finally:
+        registry.priors.unregister("cprior_test_plugin")
 
 
 @pytest.fixture(scope="module")
