@@ -18,6 +18,7 @@ away from Tc (|T - 2.269| > 0.3).
 
     python benchmarks/ising_conditional.py --minutes 16 --beta 6   # 17 min on 2 busy cores
     python benchmarks/ising_conditional.py --quick           # smoke run, under a minute
+    python benchmarks/ising_conditional.py --minutes 16 --prior conditional_mixture  # p(z | T)
 """
 
 from __future__ import annotations
@@ -61,6 +62,14 @@ def main(argv: list[str] | None = None) -> int:
         help="KL weight (objective.beta): > 1 pulls the posteriors towards the prior the "
         "samples are drawn from",
     )
+    parser.add_argument(
+        "--prior", default="standard_normal",
+        help="the prior's registry name; 'conditional_mixture' is p(z | T)",
+    )
+    parser.add_argument(
+        "--components", type=int, default=None,
+        help="prior.components (mixture priors; their default if not given)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.size, args.samples, args.test_samples, args.epochs = 16, 48, 32, 2
@@ -80,13 +89,15 @@ def main(argv: list[str] | None = None) -> int:
     settings += [f"decoder.{k}={v}" for k, v in net.items()]
     settings = [s.replace(" ", "").replace("'", '"') for s in settings]
     settings.append(f"objective.beta={args.beta}")
+    if args.components is not None:
+        settings.append(f"prior.components={args.components}")
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = out / "ising_conditional" if not args.quick else Path(tmp) / "run"
         train_start = time.perf_counter()
         run = genlatent.train(
             data=data_path, out=run_dir, overwrite=True, plots=False,
             condition=["temperature"], encoder="cnn", decoder="cnn", likelihood="bernoulli",
-            latent_dim=args.latent_dim, set=settings, epochs=args.epochs,
+            latent_dim=args.latent_dim, prior=args.prior, set=settings, epochs=args.epochs,
             batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
             max_time=f"{args.minutes * 60:.0f}s",
         )
@@ -133,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     print(summary)
     print(f"trained {last.get('epoch', 0)} epochs in {sci.minutes(train_s)}; total "
           f"{sci.minutes(total)}")
+    prior_text = f"`{args.prior}` {run.model.spec['prior']['params'] or ''}".strip()
+    print(f"prior {prior_text}")
     if not args.no_report and not args.quick:
         body = f"""
 Data: {len(TRAIN_T) * args.samples} Ising configurations, L = {args.size}, {args.samples} at
@@ -141,8 +154,8 @@ Swendsen-Wang + Metropolis, seed {args.seed}{f", made in {gen_s:.0f} s" if gen_s
 the temperature stored beside each configuration. Model: trained by `genlatent.train(...,
 condition=["temperature"])` (what `genlatent train --condition temperature` runs): VAE,
 latent_dim {args.latent_dim}, CNN encoder and decoder (channels {args.channels}, circular
-padding, dense 64) each given the standardised temperature, Bernoulli likelihood, KL weight
-beta = {args.beta}; Adam lr
+padding, dense 64) each given the standardised temperature, Bernoulli likelihood, prior
+{prior_text}, KL weight beta = {args.beta}; Adam lr
 {args.lr}, batch {args.batch_size}, {last.get('epoch', 0)} epochs in
 {sci.minutes(train_s)} (`train.max_time`); final val neg. ELBO
 {last.get('val_neg_elbo', float('nan')):.1f} nats. Generation: {args.test_samples}

@@ -13,7 +13,8 @@ likelihood whose data kinds it supports:
 - ``Prior(latent_dim, **params)``: ``forward() -> Distribution`` with batch shape ``()`` and
   event shape ``(latent_dim,)``; may hold learnable parameters. A prior made from the model's
   own inference network (the VampPrior) sets ``needs_encoder = True``; the model then calls
-  its ``attach(model)`` once, right after it is built (see :class:`Prior`).
+  its ``attach(model)`` once, right after it is built (see :class:`Prior`). A prior that
+  depends on the condition sets ``takes_condition = True`` (see below).
 - ``Decoder(data, latent_dim, num_params, **params)``: ``forward(z, x=None, lengths=None) ->
   (B, num_params, *data.shape)`` for every kind; token data too: the categorical likelihood
   has ``num_params = vocab_size``, so ``(B, vocab_size, L)`` where ``L`` is the length of ``x``
@@ -33,6 +34,14 @@ spec's ``"condition"`` field records it), and an unconditioned model never passe
 a constructor that does not name it, so networks written before conditions existed keep
 working; asking such a network for a condition fails at build time with a
 :class:`~genlatent.errors.SpecError` naming it.
+
+A prior p(z | c) sets ``takes_condition = True``: it is built with ``condition_dim=C`` (like
+a network, not recorded among its params; 0 for an unconditioned model, which it refuses
+with a :class:`~genlatent.errors.SpecError`), and ``forward(condition)`` takes the
+``(B, C)`` condition and returns a distribution with batch shape ``(B,)`` and event shape
+``(latent_dim,)``; ``sample(n, condition=(n, C))`` gives ``(n, latent_dim)``. The model
+passes the batch's condition wherever it scores or samples the prior. Priors without the
+flag keep ``forward()`` and are used unchanged by conditional models.
 
 Each class says which data kinds it supports in ``kinds``; :func:`genlatent.build` checks the
 pairing and fails with a clear message before any weight is made. Likelihoods also declare the
@@ -168,6 +177,9 @@ class Prior(Part):
 
     #: True when ``forward`` needs the model's encoder and posterior (see :meth:`attach`).
     needs_encoder: ClassVar[bool] = False
+    #: True for p(z | c): built with ``condition_dim``; ``forward(condition)`` with
+    #: ``condition`` ``(B, C)`` returns batch shape ``(B,)``, event ``(latent_dim,)``.
+    takes_condition: ClassVar[bool] = False
 
     def __init__(self, latent_dim: int) -> None:
         super().__init__()
@@ -178,16 +190,24 @@ class Prior(Part):
         has ``data``, ``encoder``, ``posterior`` and ``likelihood``."""
 
     def forward(self) -> Distribution:  # pragma: no cover
+        """p(z); a prior with ``takes_condition`` has ``forward(condition)`` instead."""
         raise NotImplementedError
 
-    def sample(self, n: int) -> Tensor:
-        """``n`` draws, shape ``(n, latent_dim)``."""
+    def sample(self, n: int, condition: Tensor | None = None) -> Tensor:
+        """``n`` draws, shape ``(n, latent_dim)``; a prior that takes conditions draws one
+        per row of ``condition`` (``(n, C)``, or one ``(C,)`` vector for all)."""
         with torch.no_grad():
-            return self().sample((n,))
+            if not self.takes_condition:
+                return self().sample((n,))
+            if condition is None:
+                raise ValueError(f"{type(self).__name__} needs condition= to sample")
+            condition = condition.expand(n, -1) if condition.dim() == 1 else condition
+            return self(condition).sample()
 
-    def log_prob(self, z: Tensor) -> Tensor:
-        """Log density of ``z`` of shape ``(..., latent_dim)``."""
-        return self().log_prob(z)
+    def log_prob(self, z: Tensor, condition: Tensor | None = None) -> Tensor:
+        """Log density of ``z`` of shape ``(..., latent_dim)`` (at ``condition`` ``(B, C)``
+        for a prior that takes conditions)."""
+        return (self(condition) if self.takes_condition else self()).log_prob(z)
 
 
 class Likelihood(Part):

@@ -16,9 +16,10 @@ Example::
     model = genlatent.build(spec)
 
 An optional ``"condition"`` field (a list of column encodings, see :mod:`genlatent.conditions`)
-makes a conditional model: its width ``C`` is passed to the encoder and the decoder as
-``condition_dim=C`` (never recorded among their params: the field itself records it). Specs
-without the field, every one saved before conditions existed included, are unconditioned.
+makes a conditional model: its width ``C`` is passed to the encoder and the decoder (and a
+prior with ``takes_condition``) as ``condition_dim=C`` (never recorded among their params:
+the field itself records it). Specs without the field, every one saved before conditions
+existed included, are unconditioned.
 
 Missing parts get defaults chosen from the data kind (and, given a summary of the data's
 values, the likelihood from the values: see :mod:`genlatent.data.values`).
@@ -427,7 +428,16 @@ def _build(spec: dict[str, Any], values: ValueSummary | None) -> LatentModel:
     )
     if getattr(model_cls, "uses_posterior", True):
         posterior, resolved["posterior"] = _make("posterior", spec["posterior"], latent_dim)
-        prior, resolved["prior"] = _make("prior", spec["prior"], latent_dim)
+        # a prior p(z | c) gets condition_dim as networks do (0: it refuses the model)
+        takes = getattr(registry.get_part("priors", spec["prior"]["name"]), "takes_condition", 0)
+        prior, resolved["prior"] = _make(
+            "prior", spec["prior"], latent_dim, given=conditioned if takes else None
+        )
+        if takes and not conditions:  # a plugin prior p(z | c) that did not refuse itself
+            raise SpecError(
+                f"prior {spec['prior']['name']!r} is p(z | c) and needs a conditional model: "
+                "train with --condition COLUMN"
+            )
         if conditions and getattr(prior, "needs_encoder", False):
             # its pseudo-inputs would need conditions of their own: not defined yet
             raise SpecError(

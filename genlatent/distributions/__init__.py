@@ -6,7 +6,8 @@ Importing this package registers the built-in parts (``registry.priors``,
 
 from __future__ import annotations
 
-from . import flows, kl, likelihoods, posteriors, priors
+from . import conditional_priors, flows, kl, likelihoods, posteriors, priors
+from .conditional_priors import ConditionalMixturePrior
 from .flows import FlowDistribution, IAFPosterior, SplinePosterior
 from .kl import kl_divergence, kl_method, monte_carlo_kl, register_kl, rsample_with_log_prob
 from .likelihoods import (
@@ -20,6 +21,7 @@ from .posteriors import LaplacePosterior, NormalPosterior
 from .priors import LaplacePrior, MixturePrior, StandardNormalPrior, VampPrior
 
 __all__ = [
+    "conditional_priors",
     "flows",
     "kl",
     "likelihoods",
@@ -40,6 +42,7 @@ __all__ = [
     "PoissonLikelihood",
     "LaplacePosterior",
     "NormalPosterior",
+    "ConditionalMixturePrior",
     "LaplacePrior",
     "MixturePrior",
     "StandardNormalPrior",

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
+from torch.distributions import Distribution
 
 from ..conditions import ConditionEncoding
 from ..dataspec import DataSpec
@@ -83,6 +84,23 @@ class LatentModel(nn.Module):
                 f"({', '.join(self.conditions.names)})"
             )
         return condition
+
+    def prior_distribution(self, condition: Tensor | None = None, n: int = 1) -> Distribution:
+        """p(z), or p(z | c) with batch shape ``(n,)`` when the prior takes conditions
+        (``Prior.takes_condition``): the one place the model asks its prior for a
+        distribution, so every term sees the batch's (checked) condition."""
+        if not getattr(self.prior, "takes_condition", False):
+            return self.prior()
+        return self.prior(self.check_condition(condition, n))
+
+    def sample_codes(self, n: int, condition: Tensor | None = None) -> Tensor:
+        """``n`` codes drawn from the prior, ``(n, latent_dim)`` on the model's device; a
+        prior that takes conditions draws each at its row of ``condition``."""
+        if self.prior is None:
+            raise SpecError(f"model {self.spec.get('model')!r} has no prior to sample from")
+        if not getattr(self.prior, "takes_condition", False):
+            return self.prior.sample(n).to(self.device)
+        return self.prior.sample(n, condition=self.check_condition(condition, n)).to(self.device)
 
     def encoder_output(
         self, x: Tensor, lengths: Tensor | None = None, condition: Tensor | None = None

@@ -178,7 +178,9 @@ class VAE(LatentModel):
     def kl_method(self) -> str:
         """``"analytic"`` or ``"monte_carlo"``: how this posterior / prior pair's KL is got."""
         flat = torch.zeros(1, self.posterior.num_params * self.latent_dim, device=self.device)
-        return kl_method(self.posterior(flat), self.prior())
+        # a prior that takes conditions is asked at c = 0: its family does not depend on c
+        zero = torch.zeros(1, self.condition_dim, device=self.device)
+        return kl_method(self.posterior(flat), self.prior_distribution(zero))
 
     def kl_weight(self, step: int | None = None) -> float:
         """The KL weight at optimiser step ``step`` under the schedule (``beta`` if None)."""
@@ -239,7 +241,7 @@ class VAE(LatentModel):
         self, x: Tensor, lengths: Tensor | None = None, condition: Tensor | None = None
     ) -> tuple[dict[str, Tensor], Tensor | None]:
         q = self.encode(x, lengths, condition)
-        p = self.prior()
+        p = self.prior_distribution(condition, x.shape[0])
         reconstruction = self.reconstruction_nll(q.rsample(), x, lengths, condition)
         kl, per_dim = self._kl(q, p)
         neg_elbo = reconstruction + kl
@@ -280,7 +282,7 @@ class VAE(LatentModel):
         """The negative k-sample bound as the loss (see the module docstring)."""
         k = self.iwae_samples
         q = self.encode(x, lengths, condition)
-        p = self.prior()
+        p = self.prior_distribution(condition, x.shape[0])
         log_px, log_ratio = self._importance_terms(q, p, x, lengths, k, condition)  # (k, B)
         weight = self.kl_weight(step)
         tempered = log_px + weight * log_ratio  # weight 1: the bound itself (1.0 * x is x)
@@ -338,7 +340,7 @@ class VAE(LatentModel):
             raise ValueError(f"k must be a positive integer, got {k!r}")
         chunk = k if batch_k is None else max(1, min(int(batch_k), k))
         q = self.encode(x, lengths, condition)
-        p = self.prior()
+        p = self.prior_distribution(condition, x.shape[0])
         log_weights = []
         for start in range(0, k, chunk):
             log_px, log_ratio = self._importance_terms(
@@ -360,7 +362,7 @@ class VAE(LatentModel):
         Token data: ``(ids, lengths)`` sampled at ``temperature`` (0: greedy). A conditional
         model needs ``condition``: ``(n, C)``, or one ``(C,)`` vector for every sample.
         """
-        z = self.prior.sample(n).to(self.device)
+        z = self.sample_codes(n, condition)
         if self.data.kind == "tokens":
             return self.generate_from(
                 z, temperature=temperature, mean=temperature == 0, condition=condition

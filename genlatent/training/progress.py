@@ -160,7 +160,9 @@ def _kl_pair(model: Any) -> str | None:
         device = next(model.parameters()).device
         with torch.no_grad():
             flat = torch.zeros(1, model.posterior.num_params * model.latent_dim, device=device)
-            return f"{_family(model.posterior(flat))} || {_family(model.prior())}"
+            zero = torch.zeros(1, getattr(model, "condition_dim", 0), device=device)
+            prior = model.prior_distribution(zero)  # p(z | c) at c = 0: the same family
+            return f"{_family(model.posterior(flat))} || {_family(prior)}"
     except (AttributeError, TypeError, StopIteration, RuntimeError, ValueError):
         return None
 
