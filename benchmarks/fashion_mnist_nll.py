@@ -30,7 +30,7 @@ per-image values are kept so rows are compared pairwise on the same images. Resu
 per model in ``--out`` (``fashion_mnist_nll/<model>.json``), so ``--resume`` reuses the ones made
 with the same settings.
 
-    python benchmarks/fashion_mnist_nll.py                # the protocol (about 2.5 CPU-core hours; rows run in parallel with --models)
+    python benchmarks/fashion_mnist_nll.py                # the protocol (about 2.5 CPU-core hours)
     python benchmarks/fashion_mnist_nll.py --quick        # smoke run (about a minute)
     python benchmarks/fashion_mnist_nll.py --device cuda
 """
