@@ -19,7 +19,8 @@ from torch import Tensor, nn
 from .. import registry
 from ..errors import SpecError
 from ..parts import Prior
-from .priors import _check_positive, _positive, _unpositive
+from ._checks import check_positive, check_positive_int
+from .priors import _positive, _unpositive
 
 
 @registry.priors.register("conditional_mixture")
@@ -56,11 +57,10 @@ class ConditionalMixturePrior(Prior):
                 "prior 'conditional_mixture' is p(z | c) and needs a conditional model: "
                 "train with --condition COLUMN, or use prior 'mixture'"
             )
-        for name, value in (("components", components), ("hidden", hidden)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"parameter {name!r} must be a positive integer, got {value!r}")
-        spread = _check_positive("spread", spread)
-        scale = _check_positive("scale", scale)
+        check_positive_int("components", components)
+        check_positive_int("hidden", hidden)
+        spread = check_positive("spread", spread)
+        scale = check_positive("scale", scale)
         self.condition_dim = int(condition_dim)
         self.components = components
         k, d = components, latent_dim

@@ -44,6 +44,7 @@ from torch.distributions import Transform, constraints
 from torch.distributions.utils import _sum_rightmost
 
 from .. import registry
+from ._checks import check_positive, check_positive_int
 from .posteriors import LocScalePosterior
 
 
@@ -104,12 +105,6 @@ def _hidden(value: Any) -> list[int]:
     return [int(v) for v in values]
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"parameter {name!r} must be a positive integer, got {value!r}")
-    return value
-
-
 class FlowPosterior(LocScalePosterior):
     """A normal posterior followed by ``num_flows`` global flows; subclasses make one flow."""
 
@@ -128,7 +123,7 @@ class FlowPosterior(LocScalePosterior):
             raise ValueError(f"parameter 'context' must be true or false, got {context!r}")
         self.context = context
         self.num_params = 3 if context else 2  # loc, scale (and the context h)
-        self.num_flows = _positive_int("num_flows", num_flows)
+        self.num_flows = check_positive_int("num_flows", num_flows)
         self.hidden = _hidden(hidden)
         self.flows = nn.ModuleList(self.make_flow() for _ in range(self.num_flows))
         self._reverse = Reverse()
@@ -203,10 +198,8 @@ class SplinePosterior(FlowPosterior):
         min_scale: float = 1e-4,
         context: bool = False,
     ) -> None:
-        self.count_bins = _positive_int("count_bins", count_bins)
-        if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not bound > 0:
-            raise ValueError(f"parameter 'bound' must be a positive number, got {bound!r}")
-        self.bound = float(bound)
+        self.count_bins = check_positive_int("count_bins", count_bins)
+        self.bound = check_positive("bound", bound)
         super().__init__(
             latent_dim, num_flows=num_flows, hidden=hidden, min_scale=min_scale, context=context
         )

@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from .. import registry
 from ..errors import SpecError
 from ..parts import Prior
+from ._checks import check_positive, check_positive_int
 
 MIN_SCALE = 1e-4
 
@@ -34,12 +35,6 @@ def _unpositive(value: float) -> float:
     """Inverse of :func:`_positive` for initial values."""
     v = torch.tensor(float(value) - MIN_SCALE)
     return float(v + torch.log(-torch.expm1(-v)))
-
-
-def _check_positive(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"parameter {name!r} must be a positive number, got {value!r}")
-    return float(value)
 
 
 @registry.priors.register("standard_normal")
@@ -66,7 +61,7 @@ class LaplacePrior(Prior):
 
     def __init__(self, latent_dim: int, scale: float = 1.0, learn_scale: bool = False) -> None:
         super().__init__(latent_dim)
-        scale = _check_positive("scale", scale)
+        scale = check_positive("scale", scale)
         self.learn_scale = bool(learn_scale)
         self.register_buffer("loc", torch.zeros(latent_dim), persistent=False)
         if self.learn_scale:
@@ -109,12 +104,9 @@ class MixturePrior(Prior):
         learn_weights: bool = True,
     ) -> None:
         super().__init__(latent_dim)
-        if isinstance(components, bool) or not isinstance(components, int) or components < 1:
-            raise ValueError(
-                f"parameter 'components' must be a positive integer, got {components!r}"
-            )
-        spread = _check_positive("spread", spread)
-        scale = _check_positive("scale", scale)
+        check_positive_int("components", components)
+        spread = check_positive("spread", spread)
+        scale = check_positive("scale", scale)
         self.components = components
         self.means = nn.Parameter(torch.randn(components, latent_dim) * spread)
         self.raw_scales = nn.Parameter(torch.full((components, latent_dim), _unpositive(scale)))
@@ -200,15 +192,12 @@ class VampPrior(Prior):
         init_mean: float | None = None,
     ) -> None:
         super().__init__(latent_dim)
-        if isinstance(components, bool) or not isinstance(components, int) or components < 1:
-            raise ValueError(
-                f"parameter 'components' must be a positive integer, got {components!r}"
-            )
+        check_positive_int("components", components)
         if link not in LINKS:
             raise ValueError(f"parameter 'link' must be one of {', '.join(LINKS)}, got {link!r}")
         self.components = components
         self.link = link
-        self.init_std = None if init_std is None else _check_positive("init_std", init_std)
+        self.init_std = None if init_std is None else check_positive("init_std", init_std)
         if init_mean is not None and (
             isinstance(init_mean, bool) or not isinstance(init_mean, (int, float))
         ):
