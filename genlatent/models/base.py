@@ -93,6 +93,13 @@ class LatentModel(nn.Module):
             return self.prior()
         return self.prior(self.check_condition(condition, n))
 
+    def reference_distributions(self) -> tuple[Distribution, Distribution]:
+        """q at a zero encoder output and the prior at c = 0: the pair's families, which
+        decide how the KL is got, depend on neither (``kl_method``, the fit's KL line)."""
+        flat = torch.zeros(1, self.posterior.num_params * self.latent_dim, device=self.device)
+        zero = torch.zeros(1, self.condition_dim, device=self.device)
+        return self.posterior(flat), self.prior_distribution(zero)
+
     def sample_codes(self, n: int, condition: Tensor | None = None) -> Tensor:
         """``n`` codes drawn from the prior, ``(n, latent_dim)`` on the model's device; a
         prior that takes conditions draws each at its row of ``condition``."""

@@ -177,10 +177,7 @@ class VAE(LatentModel):
     @property
     def kl_method(self) -> str:
         """``"analytic"`` or ``"monte_carlo"``: how this posterior / prior pair's KL is got."""
-        flat = torch.zeros(1, self.posterior.num_params * self.latent_dim, device=self.device)
-        # a prior that takes conditions is asked at c = 0: its family does not depend on c
-        zero = torch.zeros(1, self.condition_dim, device=self.device)
-        return kl_method(self.posterior(flat), self.prior_distribution(zero))
+        return kl_method(*self.reference_distributions())
 
     def kl_weight(self, step: int | None = None) -> float:
         """The KL weight at optimiser step ``step`` under the schedule (``beta`` if None)."""

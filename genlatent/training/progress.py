@@ -157,12 +157,9 @@ def _kl_pair(model: Any) -> str | None:
     import torch
 
     try:
-        device = next(model.parameters()).device
         with torch.no_grad():
-            flat = torch.zeros(1, model.posterior.num_params * model.latent_dim, device=device)
-            zero = torch.zeros(1, getattr(model, "condition_dim", 0), device=device)
-            prior = model.prior_distribution(zero)  # p(z | c) at c = 0: the same family
-            return f"{_family(model.posterior(flat))} || {_family(prior)}"
+            q, p = model.reference_distributions()
+        return f"{_family(q)} || {_family(p)}"
     except (AttributeError, TypeError, StopIteration, RuntimeError, ValueError):
         return None
 
