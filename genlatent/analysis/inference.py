@@ -285,11 +285,8 @@ def sample_prior(
         raise GenlatentError(
             f"model {model.spec.get('model')!r} has no prior to sample from; train a 'vae'"
         )
-    if hasattr(model, "sample_codes"):  # p(z | c) when the prior takes conditions
-        at = None if condition is None else torch.as_tensor(np.asarray(condition, np.float32))
-        z = model.sample_codes(n, None if at is None else at.to(model.device))
-    else:
-        z = model.prior.sample(n).to(model.device)
+    at = None if condition is None else torch.as_tensor(np.asarray(condition, np.float32))
+    z = model.sample_codes(n, None if at is None else at.to(model.device))  # p(z | c) too
     out = decode_codes(
         model, z, batch_size=batch_size, temperature=temperature, mean=mean, condition=condition
     )
