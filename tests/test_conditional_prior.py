@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from test_models import LIKELIHOODS, NATURAL_DATA, token_batch, token_spec, vector_spec
+from test_models import LIKELIHOODS, spec_and_batch
 from torch.distributions import Independent, Normal, kl_divergence
 
 import genlatent
@@ -124,16 +124,8 @@ def test_trains_with_every_likelihood(likelihood):
     name, params = likelihood
     parts = {"likelihood": {"name": name, "params": params}, "condition": CONDITION,
              "prior": {"name": "conditional_mixture", "params": {"components": 3, "hidden": 8}}}
-    if name == "categorical":
-        x, lengths = token_batch()
-        batch = {"x": x, "lengths": lengths}
-        model = genlatent.build(token_spec(**parts))
-    else:
-        kind, make = NATURAL_DATA[name]
-        spec = vector_spec(dim=6, **parts)
-        spec["data"]["kind"] = kind
-        batch = {"x": make()}
-        model = genlatent.build(spec)
+    spec, batch = spec_and_batch(name, **parts)
+    model = genlatent.build(spec)
     batch["condition"] = torch.randn(batch["x"].shape[0], C)
     before = {n: p.detach().clone() for n, p in model.prior.named_parameters()}
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)

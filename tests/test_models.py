@@ -371,6 +371,19 @@ def test_every_builtin_likelihood_prior_and_posterior_is_covered() -> None:
     }
 
 
+def spec_and_batch(likelihood: str, /, **parts) -> tuple[dict, dict]:
+    """A spec with ``parts`` for the natural data of the likelihood named ``likelihood``
+    (tokens for ``categorical``), and a batch of such data."""
+    if likelihood == "categorical":
+        spec = token_spec(**parts)
+        x, lengths = token_batch()
+        return spec, {"x": x, "lengths": lengths}
+    kind, make = NATURAL_DATA[likelihood]
+    spec = vector_spec(dim=6, **parts)
+    spec["data"]["kind"] = kind
+    return spec, {"x": make()}
+
+
 @pytest.mark.parametrize(
     "prior, posterior, likelihood",
     [*itertools.product(PRIORS, POSTERIORS, LIKELIHOODS),
@@ -385,19 +398,11 @@ def test_vae_builds_from_a_spec_and_trains_a_step(prior, posterior, likelihood) 
         "likelihood": {"name": lik_name, "params": lik_params},
         "objective": {"kl_samples": 2},
     }
-    if lik_name == "categorical":
-        spec = token_spec(**parts)
-        x, lengths = token_batch()
-        batch = {"x": x, "lengths": lengths}
-        if prior[0] == "vamp":  # no pseudo-inputs for tokens: refused in one line
-            with pytest.raises(SpecError, match="prior 'vamp' needs pseudo-inputs"):
-                genlatent.build(spec)
-            return
-    else:
-        kind, make = NATURAL_DATA[lik_name]
-        spec = vector_spec(dim=6, **parts)
-        spec["data"]["kind"] = kind
-        batch = {"x": make()}
+    spec, batch = spec_and_batch(lik_name, **parts)
+    if lik_name == "categorical" and prior[0] == "vamp":  # no pseudo-inputs for tokens
+        with pytest.raises(SpecError, match="prior 'vamp' needs pseudo-inputs"):
+            genlatent.build(spec)
+        return
     model = genlatent.build(spec)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
